@@ -1,0 +1,54 @@
+# stripe-elt: the README's two commands are `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export DAGSTER_HOME := $(CURDIR)/.dagster
+
+.PHONY: run test lint format ui sandbox bench lock clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: requirements.lock | $(BIN)/uv
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+env: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+## Run the whole pipeline (sandbox -> DuckDB -> dbt -> workbook) and print a summary.
+run: env
+	$(BIN)/python -m orchestration.run
+
+## Lint, then the test suite (slow cases are behind the `slow` marker).
+test: env lint
+	$(BIN)/python -m pytest -q
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project --processes 2
+
+format: env
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/sqlfluff fix dbt_project --processes 2
+
+## The Dagster UI on http://127.0.0.1:3000
+ui: env
+	$(BIN)/dagster dev -w workspace.yaml
+
+## Serve the Stripe sandbox on its own (http://127.0.0.1:12111).
+sandbox: env
+	$(BIN)/python -m sandbox serve
+
+lock: | $(BIN)/uv
+	$(BIN)/uv pip compile --quiet requirements.in -o requirements.lock --python $(BIN)/python --custom-compile-command "make lock"
+
+clean:
+	rm -rf .state .dagster warehouse/*.duckdb warehouse/*.duckdb.wal output dbt_project/target dbt_project/logs
