@@ -1,0 +1,1 @@
+"""dlt sources for Stripe and CarePortals orders; importable and runnable without Dagster."""

@@ -1,0 +1,88 @@
+"""Ingestion settings, read from the environment (entry points load `.env` first).
+
+`STRIPE_API_KEY` unset means sandbox mode: the pipeline reads the project's own Stripe sandbox
+and its CarePortals export. With a key set, nothing falls back to the sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.server import SANDBOX_API_KEY
+from sandbox.settings import PROJECT_ROOT, SandboxSettings
+
+STRIPE_API_BASE = "https://api.stripe.com"
+
+
+class Secret:
+    """A value that never shows itself in repr, str, logs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or wrong; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class StripeSettings:
+    api_key: Secret
+    api_base: str
+    sandbox: bool
+    orders_path: Path | None
+    sandbox_settings: SandboxSettings = field(default_factory=SandboxSettings)
+    max_retries: int = 5
+    timeout_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> StripeSettings:
+        env = os.environ
+        key = env.get("STRIPE_API_KEY", "").strip()
+        sandbox = SandboxSettings.from_env()
+        orders = env.get("CAREPORTALS_ORDERS_PATH", "").strip()
+        if key:
+            if not key.startswith(("sk_", "rk_")):
+                raise ConfigurationError(
+                    "STRIPE_API_KEY does not look like a Stripe secret or restricted key "
+                    "(sk_... or rk_...); unset it to use the sandbox."
+                )
+            return cls(
+                api_key=Secret(key),
+                api_base=env.get("STRIPE_API_BASE", STRIPE_API_BASE).rstrip("/"),
+                sandbox=False,
+                orders_path=Path(orders) if orders else None,
+                sandbox_settings=sandbox,
+                max_retries=int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
+            )
+        return cls(
+            api_key=Secret(SANDBOX_API_KEY),
+            api_base=env.get("STRIPE_API_BASE", f"http://127.0.0.1:{sandbox.port}").rstrip("/"),
+            sandbox=True,
+            orders_path=Path(orders) if orders else None,
+            sandbox_settings=sandbox,
+            max_retries=int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
+        )
+
+
+def pipelines_dir() -> Path:
+    """Where dlt keeps its local working state (restorable from the warehouse)."""
+    return Path(os.environ.get("DLT_PIPELINES_DIR", PROJECT_ROOT / ".state" / "dlt"))

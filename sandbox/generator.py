@@ -1,0 +1,754 @@
+"""A deterministic generator of a realistic Stripe account for a health-care business.
+
+`generate(seed, charges)` tells the account's story: customers place CarePortals orders and
+pay them through payment intents (some fail, some retry, some are only authorised), some
+orders are never paid or paid in two charges, some charges belong to no known order, some
+are refunded in part or in full (sometimes months later) or disputed, and subscribers are
+billed monthly or yearly through invoices. Everything is derived from the seed: the same
+seed and size give byte-identical objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox import catalog, objects
+
+# The sandbox's "now": fixed so that generated data never depends on the wall clock.
+NOW = 1_793_491_200  # 2026-11-01T00:00:00Z
+HISTORY_DAYS = 540
+DAY = 86_400
+
+OBJECT_TYPES = (
+    "customers",
+    "products",
+    "prices",
+    "charges",
+    "refunds",
+    "balance_transactions",
+    "payment_intents",
+    "disputes",
+    "subscriptions",
+    "invoices",
+)
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class Dataset:
+    """One generated account: its objects by API list name, and the CarePortals orders."""
+
+    seed: int
+    charges_requested: int
+    account: dict[str, Any]
+    objects: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {name: [] for name in OBJECT_TYPES}
+    )
+    orders: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Card:
+    brand: str
+    funding: str
+    country: str
+    last4: str
+    fingerprint: str
+    payment_method: str
+
+
+@dataclass
+class _Customer:
+    obj: dict[str, Any]
+    currency: str
+    card: _Card
+
+    @property
+    def id(self) -> str:
+        return self.obj["id"]
+
+
+class _Story:
+    def __init__(self, seed: int, charges: int, account_id: str) -> None:
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.target_charges = charges
+        self.counters: dict[str, int] = {}
+        self.start = NOW - HISTORY_DAYS * DAY
+        self.data = Dataset(
+            seed=seed,
+            charges_requested=charges,
+            account=objects.account(id=account_id, created=self.start - 30 * DAY),
+        )
+        self.out = self.data.objects
+        self.customers: list[_Customer] = []
+        self.prices: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # -- identifiers and random helpers -------------------------------------------------
+
+    def new_id(self, prefix: str, length: int = 24) -> str:
+        n = self.counters.get(prefix, 0) + 1
+        self.counters[prefix] = n
+        digest = hashlib.blake2b(f"{self.seed}:{prefix}:{n}".encode(), digest_size=20).digest()
+        value = int.from_bytes(digest, "big")
+        chars = []
+        for _ in range(length):
+            value, rem = divmod(value, 62)
+            chars.append(_B62[rem])
+        return f"{prefix}_{''.join(chars)}"
+
+    def order_id(self) -> str:
+        # CarePortals order ids are 24-hex-digit document ids.
+        n = self.counters.get("order", 0) + 1
+        self.counters["order"] = n
+        return hashlib.blake2b(f"{self.seed}:order:{n}".encode(), digest_size=12).hexdigest()
+
+    def pick(self, weighted: list[tuple[Any, int]] | dict[Any, int]) -> Any:
+        items = list(weighted.items()) if isinstance(weighted, dict) else weighted
+        return self.rng.choices([k for k, _ in items], [w for _, w in items])[0]
+
+    def moment(self, low: int, high: int) -> int:
+        return self.rng.randint(low, max(low, high))
+
+    # -- catalogue and customers ----------------------------------------------------------
+
+    def build_catalog(self) -> None:
+        created = self.start - 20 * DAY
+        for off in catalog.OFFERINGS:
+            prod = objects.product(
+                id=self.new_id("prod", 14),
+                created=created,
+                name=off.name,
+                description=off.description,
+                category=off.category,
+            )
+            self.out["products"].append(prod)
+            for currency in catalog.CURRENCY_EXPONENT:
+                p = objects.price(
+                    id=self.new_id("price"),
+                    created=created,
+                    product=prod["id"],
+                    currency=currency,
+                    unit_amount=catalog.unit_amount(off, currency),
+                    interval=off.interval,
+                    nickname=f"{off.name} ({off.description})",
+                )
+                self.prices[(off.key, currency)] = p
+                self.out["prices"].append(p)
+
+    def build_customers(self, count: int) -> None:
+        for i in range(count):
+            currency = self.pick(catalog.CURRENCY_WEIGHTS)
+            first = self.rng.choice(catalog.FIRST_NAMES)
+            last = self.rng.choice(catalog.LAST_NAMES)
+            email = f"{first}.{last}.{i}@example.com".lower().replace("ü", "ue")
+            cus_id = self.new_id("cus", 14)
+            country = self.pick(catalog.CARD_COUNTRIES[currency])
+            card = _Card(
+                brand=self.pick(catalog.CARD_BRANDS),
+                funding=self.pick(catalog.CARD_FUNDING),
+                country=country,
+                last4=f"{self.rng.randint(0, 9999):04d}",
+                fingerprint=self.new_id("fp", 16)[3:],
+                payment_method=self.new_id("pm"),
+            )
+            obj = objects.customer(
+                id=cus_id,
+                created=self.moment(self.start - 10 * DAY, NOW - 2 * DAY),
+                email=email,
+                name=f"{first} {last}",
+                currency=currency,
+                country=country,
+            )
+            self.customers.append(_Customer(obj=obj, currency=currency, card=card))
+            self.out["customers"].append(obj)
+
+    # -- money -----------------------------------------------------------------------------
+
+    @staticmethod
+    def settlement(currency: str, amount: int) -> tuple[str, int, float | None]:
+        """Settlement currency, settled amount and exchange rate for a presentment amount."""
+        if currency in catalog.SETTLEMENT_CURRENCIES:
+            return currency, amount, None
+        rate = catalog.CONVERSION_TO_USD[currency]
+        return "usd", _round_half_up(amount * rate), rate
+
+    @staticmethod
+    def processing_fee(currency: str, settled: int, card_country: str) -> int:
+        settle_currency, _, rate = _Story.settlement(currency, 0)
+        bps = catalog.FEE_PERCENT_BPS[settle_currency]
+        if card_country != catalog.ACCOUNT_COUNTRY:
+            bps += catalog.INTERNATIONAL_CARD_BPS
+        if rate is not None:
+            bps += catalog.CURRENCY_CONVERSION_BPS
+        return _round_half_up(settled * bps / 10_000) + catalog.FEE_FIXED_MINOR[settle_currency]
+
+    def add_balance_transaction(self, **fields: Any) -> str:
+        txn_id = self.new_id("txn")
+        available_on = fields["created"] + 2 * DAY
+        self.out["balance_transactions"].append(
+            objects.balance_transaction(
+                id=txn_id,
+                available_on=available_on,
+                status="available" if available_on <= NOW else "pending",
+                **fields,
+            )
+        )
+        return txn_id
+
+    # -- payments --------------------------------------------------------------------------
+
+    def charge(
+        self,
+        cus: _Customer,
+        *,
+        amount: int,
+        created: int,
+        description: str,
+        metadata: dict[str, str],
+        pi_id: str | None,
+        outcome: str,
+    ) -> dict[str, Any]:
+        """One charge: `succeeded`, `failed` or `uncaptured` (authorised only)."""
+        ch_id = self.new_id("ch")
+        card = cus.card
+        details = objects.card_details(
+            brand=card.brand,
+            funding=card.funding,
+            country=card.country,
+            last4=card.last4,
+            fingerprint=card.fingerprint,
+            amount=amount,
+        )
+        failure = None
+        txn_id = None
+        if outcome == "failed":
+            failure = self.pick([(f[:3], f[3]) for f in catalog.FAILURES])
+        elif outcome == "succeeded":
+            settle_currency, settled, rate = self.settlement(cus.currency, amount)
+            fee = self.processing_fee(cus.currency, settled, card.country)
+            txn_id = self.add_balance_transaction(
+                created=created,
+                amount=settled,
+                currency=settle_currency,
+                fee=fee,
+                fee_details=[
+                    objects.fee_detail(
+                        amount=fee, currency=settle_currency, description="Stripe processing fees"
+                    )
+                ],
+                exchange_rate=rate,
+                source=ch_id,
+                type="charge",
+                reporting_category="charge",
+                description=description,
+            )
+        obj = objects.charge(
+            id=ch_id,
+            created=created,
+            amount=amount,
+            currency=cus.currency,
+            customer=cus.id,
+            email=cus.obj["email"],
+            name=cus.obj["name"],
+            description=description,
+            metadata=metadata,
+            status="failed" if outcome == "failed" else "succeeded",
+            captured=outcome == "succeeded",
+            balance_transaction=txn_id,
+            payment_intent=pi_id,
+            payment_method=card.payment_method,
+            payment_method_details=details,
+            failure_code=failure[0] if failure else None,
+            failure_message=failure[2] if failure else None,
+            decline_code=failure[1] if failure else None,
+        )
+        self.out["charges"].append(obj)
+        return obj
+
+    def pay(
+        self,
+        cus: _Customer,
+        *,
+        amount: int,
+        created: int,
+        description: str,
+        metadata: dict[str, str],
+        plan: str,
+    ) -> list[dict[str, Any]]:
+        """A payment intent and its charges. `plan`: succeeded, retry, failed, uncaptured."""
+        pi_id = self.new_id("pi")
+        charges = []
+        if plan in ("retry", "failed"):
+            charges.append(
+                self.charge(
+                    cus,
+                    amount=amount,
+                    created=created,
+                    description=description,
+                    metadata=metadata,
+                    pi_id=pi_id,
+                    outcome="failed",
+                )
+            )
+        if plan in ("succeeded", "retry", "uncaptured"):
+            later = created + (self.rng.randint(60, 3600) if plan == "retry" else 0)
+            charges.append(
+                self.charge(
+                    cus,
+                    amount=amount,
+                    created=min(later, NOW - 60),
+                    description=description,
+                    metadata=metadata,
+                    pi_id=pi_id,
+                    outcome="uncaptured" if plan == "uncaptured" else "succeeded",
+                )
+            )
+        last = charges[-1]
+        status = {
+            "succeeded": "succeeded",
+            "retry": "succeeded",
+            "failed": "requires_payment_method",
+            "uncaptured": "requires_capture",
+        }[plan]
+        error = None
+        if plan == "failed":
+            error = objects.payment_error(
+                code=last["failure_code"],
+                decline_code=last["outcome"]["reason"],
+                message=last["failure_message"],
+                charge=last["id"],
+            )
+        self.out["payment_intents"].append(
+            objects.payment_intent(
+                id=pi_id,
+                created=created,
+                amount=amount,
+                currency=cus.currency,
+                customer=cus.id,
+                description=description,
+                metadata=metadata,
+                status=status,
+                latest_charge=last["id"],
+                payment_method=cus.card.payment_method if plan != "failed" else None,
+                amount_received=amount if status == "succeeded" else 0,
+                capture_method="manual" if plan == "uncaptured" else "automatic",
+                last_payment_error=error,
+                email=cus.obj["email"],
+            )
+        )
+        return charges
+
+    def maybe_refund(self, ch: dict[str, Any], cus: _Customer) -> None:
+        """Refund some succeeded charges: in full, once in part, or in two parts."""
+        if not ch["captured"] or self.rng.random() >= 0.10:
+            return
+        kind = self.pick([("full", 40), ("partial", 40), ("two_partials", 20)])
+        amount = ch["amount"]
+        # Three-decimal currencies must end in 0; every other currency refunds to the unit.
+        unit = 10 if catalog.CURRENCY_EXPONENT[ch["currency"]] == 3 else 1
+        if kind == "full":
+            parts = [amount]
+        else:
+            first = max(unit, (amount * self.rng.randint(20, 60) // 100) // unit * unit)
+            parts = [first]
+            if kind == "two_partials":
+                parts.append(max(unit, (amount - first) * self.rng.randint(20, 50) // 100))
+        when = ch["created"]
+        for part in parts:
+            # Most refunds come within days; some months later.
+            delay = self.rng.randint(1, 10) * DAY
+            if self.rng.random() < 0.3:
+                delay = self.rng.randint(35, 200) * DAY
+            when = when + delay + self.rng.randint(0, DAY)
+            if when >= NOW:
+                break
+            self.refund(ch, cus, part, when)
+
+    def refund(self, ch: dict[str, Any], cus: _Customer, amount: int, created: int) -> None:
+        re_id = self.new_id("re")
+        settle_currency, settled, rate = self.settlement(ch["currency"], amount)
+        txn_id = self.add_balance_transaction(
+            created=created,
+            amount=-settled,
+            currency=settle_currency,
+            fee=0,
+            fee_details=[],
+            exchange_rate=rate,
+            source=re_id,
+            type="refund",
+            reporting_category="refund",
+            description="REFUND FOR CHARGE",
+        )
+        obj = objects.refund(
+            id=re_id,
+            created=created,
+            amount=amount,
+            currency=ch["currency"],
+            charge=ch["id"],
+            payment_intent=ch["payment_intent"],
+            balance_transaction=txn_id,
+            reason=self.pick(catalog.REFUND_REASONS),
+            status="succeeded",
+            metadata={"resourceId": ch["metadata"]["resourceId"]}
+            if "resourceId" in ch["metadata"]
+            else {},
+        )
+        self.out["refunds"].append(obj)
+        ch["amount_refunded"] += amount
+        ch["refunded"] = ch["amount_refunded"] == ch["amount"]
+        refunds = ch["refunds"]
+        refunds["total_count"] += 1
+        if len(refunds["data"]) < 10:
+            refunds["data"].insert(0, obj)
+        else:
+            refunds["has_more"] = True
+
+    def dispute(self, ch: dict[str, Any], created: int, status: str) -> None:
+        """A chargeback: the amount and a dispute fee are debited; a won dispute returns the
+        amount (the fee stays with Stripe)."""
+        dp_id = self.new_id("dp")
+        settle_currency, settled, rate = self.settlement(ch["currency"], ch["amount"])
+        fee = catalog.DISPUTE_FEE_MINOR[settle_currency]
+        bts = []
+        debit = objects.balance_transaction(
+            id=self.new_id("txn"),
+            created=created,
+            amount=-settled,
+            currency=settle_currency,
+            fee=fee,
+            fee_details=[
+                objects.fee_detail(amount=fee, currency=settle_currency, description="Dispute fee")
+            ],
+            exchange_rate=rate,
+            source=dp_id,
+            type="adjustment",
+            reporting_category="dispute",
+            description=f"Chargeback withdrawal for {ch['id']}",
+            available_on=created,
+            status="available",
+        )
+        bts.append(debit)
+        if status == "won":
+            won_at = min(created + 40 * DAY, NOW - DAY)
+            bts.append(
+                objects.balance_transaction(
+                    id=self.new_id("txn"),
+                    created=won_at,
+                    amount=settled,
+                    currency=settle_currency,
+                    fee=0,
+                    fee_details=[],
+                    exchange_rate=rate,
+                    source=dp_id,
+                    type="adjustment",
+                    reporting_category="dispute_reversal",
+                    description=f"Chargeback reversal for {ch['id']}",
+                    available_on=won_at,
+                    status="available",
+                )
+            )
+        self.out["balance_transactions"].extend(bts)
+        self.out["disputes"].append(
+            objects.dispute(
+                id=dp_id,
+                created=created,
+                amount=ch["amount"],
+                currency=ch["currency"],
+                charge=ch["id"],
+                payment_intent=ch["payment_intent"],
+                reason=self.rng.choice(catalog.DISPUTE_REASONS),
+                status=status,
+                balance_transactions=bts,
+            )
+        )
+        ch["disputed"] = True
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def order(
+        self, cus: _Customer, offering: catalog.Offering, quantity: int, created: int
+    ) -> dict[str, Any]:
+        total = catalog.unit_amount(offering, cus.currency) * quantity
+        row = {
+            "order_id": self.order_id(),
+            "customer_email": cus.obj["email"],
+            "total_minor": total,
+            "currency": cus.currency,
+            "status": "pending",
+            "created_at": created,
+            "product": offering.name,
+            "category": offering.category,
+        }
+        self.data.orders.append(row)
+        return row
+
+    def one_off_orders(self, count: int) -> None:
+        one_offs = [o for o in catalog.OFFERINGS if o.interval is None]
+        cases = [
+            ("paid", 70),
+            ("retry", 8),
+            ("failed", 5),
+            ("unpaid", 4),
+            ("uncaptured", 3),
+            ("split", 3),
+            ("mismatch", 2),
+            ("orphan_no_order", 3),
+            ("orphan_unknown_order", 2),
+        ]
+        for _ in range(count):
+            cus = self.rng.choice(self.customers)
+            offering = self.rng.choice(one_offs)
+            created = self.moment(max(cus.obj["created"], self.start), NOW - DAY)
+            quantity = self.pick([(1, 85), (2, 12), (3, 3)])
+            case = self.pick(cases)
+            description = f"{offering.name} ({offering.description})"
+            if case.startswith("orphan"):
+                amount = catalog.unit_amount(offering, cus.currency) * quantity
+                meta = {"category": offering.category}
+                if case == "orphan_unknown_order":
+                    meta["resourceId"] = hashlib.blake2b(
+                        f"{self.seed}:unknown:{created}".encode(), digest_size=12
+                    ).hexdigest()
+                for ch in self.pay(
+                    cus,
+                    amount=amount,
+                    created=created,
+                    description=description,
+                    metadata=meta,
+                    plan="succeeded",
+                ):
+                    self.maybe_refund(ch, cus)
+                continue
+            order = self.order(cus, offering, quantity, created)
+            meta = {"resourceId": order["order_id"], "category": offering.category}
+            pay_at = created + self.rng.randint(5, 600)
+            if case == "unpaid":
+                continue
+            if case == "split":
+                first = order["total_minor"] // 2
+                parts = [first, order["total_minor"] - first]
+            elif case == "mismatch":
+                # Charged a different amount than the order says (a coupon applied in Stripe).
+                discount = max(1, order["total_minor"] // 10)
+                parts = [order["total_minor"] - discount]
+            else:
+                parts = [order["total_minor"]]
+            plan = {"retry": "retry", "failed": "failed", "uncaptured": "uncaptured"}.get(
+                case, "succeeded"
+            )
+            for i, part in enumerate(parts):
+                charges = self.pay(
+                    cus,
+                    amount=part,
+                    created=min(pay_at + i * 3600, NOW - 120),
+                    description=description,
+                    metadata=meta,
+                    plan=plan,
+                )
+                for ch in charges:
+                    self.maybe_refund(ch, cus)
+            order["status"] = {"failed": "payment_failed", "uncaptured": "authorized"}.get(
+                case, "paid"
+            )
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def subscriptions(self, count: int) -> None:
+        plans = [o for o in catalog.OFFERINGS if o.interval]
+        for _ in range(count):
+            cus = self.rng.choice(self.customers)
+            offering = self.rng.choice(plans)
+            price_obj = self.prices[(offering.key, cus.currency)]
+            status = self.pick(
+                [("active", 60), ("trialing", 10), ("canceled", 20), ("past_due", 10)]
+            )
+            period = 30 * DAY if offering.interval == "month" else 365 * DAY
+            if status == "trialing":
+                start = NOW - self.rng.randint(1, 12) * DAY
+            elif offering.interval == "year":
+                start = self.moment(self.start, NOW - 20 * DAY)
+            else:
+                start = self.moment(self.start, NOW - 3 * period)
+            self.subscription(cus, offering, price_obj, status, start, period)
+
+    def subscription(
+        self,
+        cus: _Customer,
+        offering: catalog.Offering,
+        price_obj: dict[str, Any],
+        status: str,
+        start: int,
+        period: int,
+    ) -> None:
+        sub_id = self.new_id("sub")
+        si_id = self.new_id("si", 14)
+        quantity = 1
+        trial_start = trial_end = None
+        billing_start = start
+        if status == "trialing" or self.rng.random() < 0.2:
+            trial_start, trial_end = start, start + 14 * DAY
+            billing_start = trial_end
+        canceled_at = ended_at = None
+        end = NOW
+        if status == "canceled":
+            periods_paid = self.rng.randint(1, 4)
+            canceled_at = min(billing_start + periods_paid * period - DAY, NOW - DAY)
+            ended_at = end = canceled_at
+        invoices = []
+        if trial_start is not None:
+            invoices.append(self.invoice(cus, sub_id, si_id, price_obj, 0, trial_start, "paid"))
+        t = billing_start
+        while t < end:
+            is_last = t + period >= end
+            amount = price_obj["unit_amount"] * quantity
+            if status == "past_due" and is_last:
+                inv = self.invoice(cus, sub_id, si_id, price_obj, amount, t, "open")
+                offering_desc = f"{offering.name} ({offering.description})"
+                self.pay(
+                    cus,
+                    amount=amount,
+                    created=t,
+                    description=f"Subscription renewal: {offering_desc}",
+                    metadata={"category": offering.category, "invoice": inv["id"]},
+                    plan="failed",
+                )
+            else:
+                inv = self.invoice(cus, sub_id, si_id, price_obj, amount, t, "paid")
+                order = self.order(cus, offering, quantity, t)
+                order["status"] = "paid"
+                meta = {"resourceId": order["order_id"], "category": offering.category}
+                for ch in self.pay(
+                    cus,
+                    amount=amount,
+                    created=t + self.rng.randint(60, 3600),
+                    description=f"Subscription: {offering.name} ({offering.description})",
+                    metadata=meta,
+                    plan="succeeded",
+                ):
+                    self.maybe_refund(ch, cus)
+            invoices.append(inv)
+            if is_last:
+                break
+            t += period
+        current_start = invoices[-1]["period_start"] if invoices else start
+        item = objects.subscription_item(
+            id=si_id,
+            created=start,
+            subscription=sub_id,
+            price_obj=price_obj,
+            quantity=quantity,
+            period_start=current_start,
+            period_end=current_start + period,
+        )
+        self.out["subscriptions"].append(
+            objects.subscription(
+                id=sub_id,
+                created=start,
+                customer=cus.id,
+                currency=cus.currency,
+                items=[item],
+                status=status,
+                start_date=start,
+                trial_start=trial_start,
+                trial_end=trial_end,
+                canceled_at=canceled_at,
+                ended_at=ended_at,
+                latest_invoice=invoices[-1]["id"] if invoices else None,
+                cancellation_reason="cancellation_requested" if canceled_at else None,
+            )
+        )
+
+    def invoice(
+        self,
+        cus: _Customer,
+        sub_id: str,
+        si_id: str,
+        price_obj: dict[str, Any],
+        amount: int,
+        period_start: int,
+        status: str,
+    ) -> dict[str, Any]:
+        in_id = self.new_id("in")
+        recurring = price_obj["recurring"]
+        period = 30 * DAY if recurring["interval"] == "month" else 365 * DAY
+        line = objects.invoice_line(
+            id=self.new_id("il"),
+            invoice=in_id,
+            subscription=sub_id,
+            subscription_item=si_id,
+            price_obj=price_obj,
+            quantity=1,
+            amount=amount,
+            currency=cus.currency,
+            period_start=period_start,
+            period_end=period_start + period,
+        )
+        paid = status == "paid"
+        obj = objects.invoice(
+            id=in_id,
+            number=f"{cus.obj['invoice_prefix']}-{self.counters['in']:04d}",
+            created=period_start,
+            customer=cus.id,
+            email=cus.obj["email"],
+            name=cus.obj["name"],
+            currency=cus.currency,
+            subscription=sub_id,
+            lines=[line],
+            status=status,
+            amount_due=amount,
+            amount_paid=amount if paid else 0,
+            attempt_count=1 if amount else 0,
+            billing_reason="subscription_create" if amount == 0 else "subscription_cycle",
+            period_start=period_start,
+            period_end=period_start + period,
+            paid_at=period_start + 60 if paid else None,
+        )
+        self.out["invoices"].append(obj)
+        return obj
+
+    def disputes(self) -> None:
+        succeeded = [c for c in self.out["charges"] if c["captured"] and not c["amount_refunded"]]
+        if not succeeded:
+            return
+        chosen = self.rng.sample(succeeded, max(1, len(succeeded) // 100))
+        for i, ch in enumerate(chosen):
+            first_at = ch["created"] + self.rng.randint(10, 60) * DAY
+            if first_at >= NOW - 2 * DAY:
+                continue
+            if i == 0:
+                # A charge disputed twice: the first dispute won, a second one lost.
+                self.dispute(ch, first_at, "won")
+                second_at = min(first_at + 45 * DAY, NOW - DAY)
+                self.dispute(ch, second_at, "lost")
+            else:
+                status = self.pick([("lost", 50), ("won", 30), ("needs_response", 20)])
+                self.dispute(ch, first_at, status)
+
+
+def _round_half_up(value: float) -> int:
+    return int(value + 0.5) if value >= 0 else -int(-value + 0.5)
+
+
+def account_id_for(seed: int) -> str:
+    return "acct_" + hashlib.blake2b(f"account:{seed}".encode(), digest_size=8).hexdigest()[:16]
+
+
+def generate(seed: int = 42, charges: int = 2_000) -> Dataset:
+    """Generate an account with about `charges` charges (all other objects in proportion)."""
+    story = _Story(seed, charges, account_id_for(seed))
+    story.build_catalog()
+    story.build_customers(max(20, charges // 4))
+    # Subscriptions bill about 35% of all charges; one-off orders make the rest.
+    story.subscriptions(max(4, charges // 30))
+    remaining = max(10, charges - len(story.out["charges"]))
+    story.one_off_orders(int(remaining / 1.13))
+    story.disputes()
+    for name in OBJECT_TYPES:
+        story.out[name].sort(key=lambda o: (o["created"], o["id"]), reverse=True)
+    story.data.orders.sort(key=lambda o: (o["created_at"], o["order_id"]))
+    return story.data

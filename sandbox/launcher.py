@@ -1,0 +1,69 @@
+"""Start the sandbox server in its own process, or find the one already running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from sandbox.settings import PROJECT_ROOT, SandboxSettings
+from sandbox.store import dataset_dir, ensure_dataset
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+def _health(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+            return json.loads(answer.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def ensure_running(settings: SandboxSettings, timeout: float = 120.0) -> str:
+    """The sandbox's base URL, starting a server for the configured dataset if none answers.
+
+    The server runs detached (it outlives this process, so the Dagster UI can materialize
+    again); its log is `<data_dir>/server.log`.
+    """
+    url = f"http://127.0.0.1:{settings.port}"
+    folder = ensure_dataset(settings.data_dir, settings.seed, settings.charges)
+    health = _health(url)
+    if health is None:
+        log_path = settings.data_dir / "server.log"
+        with open(log_path, "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "sandbox", "serve", "--seed", str(settings.seed),
+                 "--charges", str(settings.charges), "--port", str(settings.port),
+                 "--data-dir", str(settings.data_dir)],
+                cwd=PROJECT_ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while health is None:
+            if time.monotonic() > deadline:
+                raise SandboxError(f"The Stripe sandbox did not start on {url}; see {log_path}")
+            time.sleep(0.2)
+            health = _health(url)
+    if health.get("dataset") != folder.name:
+        raise SandboxError(
+            f"Port {settings.port} serves sandbox dataset {health.get('dataset')!r}, not "
+            f"{folder.name!r}: stop that server or set SANDBOX_PORT to another port."
+        )
+    return url
+
+
+def orders_file(settings: SandboxSettings) -> Path:
+    """The sandbox's CarePortals export, generated with its dataset."""
+    folder = ensure_dataset(settings.data_dir, settings.seed, settings.charges)
+    return Path(folder) / "careportals_orders.csv"
+
+
+def ground_truth_path(settings: SandboxSettings) -> Path:
+    return dataset_dir(settings.data_dir, settings.seed, settings.charges) / "ground_truth.json"

@@ -1,0 +1,66 @@
+"""Ground truth of a generated account, computed straight from its objects.
+
+Tests compare the warehouse against these numbers, so they are derived here in plain Python,
+independently of the pipeline's SQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sandbox.generator import OBJECT_TYPES, Dataset
+
+
+def _money() -> dict[str, int]:
+    return {"gross": 0, "refunds": 0, "disputes": 0, "fees": 0, "net": 0}
+
+
+def ground_truth(data: Dataset) -> dict[str, Any]:
+    """Counts and per-currency totals (minor units) of a generated account."""
+    settlement: dict[str, dict[str, int]] = defaultdict(_money)
+    for txn in data.objects["balance_transactions"]:
+        totals = settlement[txn["currency"]]
+        if txn["type"] == "charge":
+            totals["gross"] += txn["amount"]
+        elif txn["type"] == "refund":
+            totals["refunds"] -= txn["amount"]
+        elif txn["reporting_category"] in ("dispute", "dispute_reversal"):
+            totals["disputes"] -= txn["amount"]
+        totals["fees"] += txn["fee"]
+        totals["net"] += txn["net"]
+
+    presentment: dict[str, dict[str, int]] = defaultdict(
+        lambda: {
+            "succeeded_charges": 0,
+            "gross": 0,
+            "failed_charges": 0,
+            "uncaptured_charges": 0,
+            "refunds": 0,
+            "refunded": 0,
+        }
+    )
+    for ch in data.objects["charges"]:
+        totals = presentment[ch["currency"]]
+        if ch["status"] == "failed":
+            totals["failed_charges"] += 1
+        elif not ch["captured"]:
+            totals["uncaptured_charges"] += 1
+        else:
+            totals["succeeded_charges"] += 1
+            totals["gross"] += ch["amount"]
+    for re in data.objects["refunds"]:
+        if re["status"] == "succeeded":
+            presentment[re["currency"]]["refunds"] += 1
+            presentment[re["currency"]]["refunded"] += re["amount"]
+
+    counts = {name: len(data.objects[name]) for name in OBJECT_TYPES}
+    counts["orders"] = len(data.orders)
+    return {
+        "seed": data.seed,
+        "charges_requested": data.charges_requested,
+        "account_id": data.account["id"],
+        "counts": counts,
+        "settlement": dict(sorted(settlement.items())),
+        "presentment": dict(sorted(presentment.items())),
+    }

@@ -1,0 +1,46 @@
+"""The DuckDB warehouse: where the file is, its schemas, and how to open it.
+
+Ingestion, dbt's profile, the sink and BI users all reach the warehouse through here.
+DuckDB allows one writing process per file; readers open it read-only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+WAREHOUSE_DIR = Path(__file__).resolve().parent
+DEFAULT_DUCKDB_PATH = WAREHOUSE_DIR / "stripe.duckdb"
+
+RAW_STRIPE_SCHEMA = "raw_stripe"
+RAW_CAREPORTALS_SCHEMA = "raw_careportals"
+MARTS_SCHEMA = "marts"
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process holds the DuckDB file for writing."""
+
+
+def duckdb_path() -> Path:
+    """The warehouse file: `DUCKDB_PATH`, or warehouse/stripe.duckdb in the project."""
+    return Path(os.environ.get("DUCKDB_PATH") or DEFAULT_DUCKDB_PATH).expanduser().resolve()
+
+
+def connect(path: Path | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; a lock held by another process becomes a clear error."""
+    path = Path(path or duckdb_path())
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"No warehouse at {path}: run the pipeline first (make run).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as err:
+        if "lock" in str(err).lower():
+            raise WarehouseLockedError(
+                f"The warehouse {path} is locked by another process (DuckDB allows one writer): "
+                "close the other DuckDB session (CLI, notebook, BI tool) or wait for the "
+                "running load to finish."
+            ) from None
+        raise
