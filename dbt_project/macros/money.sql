@@ -1,0 +1,26 @@
+{#-
+    Minor units -> major units through the currency_exponents seed: `amount_minor` times the
+    value of one minor unit (0.01, 1 or 0.001), exact as a decimal. Never a flat / 100.
+    Needs the seed joined as `currency_alias`.
+-#}
+{% macro to_major_units(amount_minor, currency_alias='currencies') -%}
+    cast({{ amount_minor }} as decimal(38, 0)) * {{ currency_alias }}.minor_unit_value
+{%- endmacro %}
+
+{#- Epoch seconds (as Stripe writes times) -> timestamp with time zone, UTC. -#}
+{% macro from_unix_seconds(column) -%}
+    {{ return(adapter.dispatch('from_unix_seconds', 'stripe_elt')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__from_unix_seconds(column) -%}
+    to_timestamp({{ column }})
+{%- endmacro %}
+
+{#- The UTC calendar date of a timestamp with time zone, whatever the session's zone. -#}
+{% macro utc_date(column) -%}
+    {{ return(adapter.dispatch('utc_date', 'stripe_elt')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__utc_date(column) -%}
+    cast(timezone('UTC', {{ column }}) as date)
+{%- endmacro %}

@@ -1,0 +1,79 @@
+with
+
+source as (
+    select
+        account_id,
+        livemode,
+        {{ parse_json('payload', {
+            'id': 'varchar',
+            'created': 'bigint',
+            'amount': 'bigint',
+            'amount_captured': 'bigint',
+            'amount_refunded': 'bigint',
+            'currency': 'varchar',
+            'status': 'varchar',
+            'captured': 'boolean',
+            'paid': 'boolean',
+            'refunded': 'boolean',
+            'disputed': 'boolean',
+            'customer': 'varchar',
+            'payment_intent': 'varchar',
+            'balance_transaction': 'varchar',
+            'description': 'varchar',
+            'receipt_email': 'varchar',
+            'failure_code': 'varchar',
+            'failure_message': 'varchar',
+            'metadata': {'resourceId': 'varchar', 'category': 'varchar'},
+            'billing_details': {'email': 'varchar', 'name': 'varchar'},
+            'outcome': {'reason': 'varchar', 'type': 'varchar'},
+            'payment_method_details': {
+                'type': 'varchar',
+                'card': {'brand': 'varchar', 'funding': 'varchar', 'country': 'varchar'}
+            }
+        }) }} as charge
+    from {{ source('stripe', 'charges') }}
+),
+
+currencies as (
+    select * from {{ ref('currency_exponents') }}
+),
+
+final as (
+    select
+        source.account_id,
+        source.charge.id as charge_id,
+        {{ from_unix_seconds('source.charge.created') }} as created_at,
+        source.charge.status,
+        source.charge.captured,
+        source.charge.paid,
+        source.charge.refunded,
+        source.charge.disputed,
+        lower(source.charge.currency) as currency,
+        currencies.exponent as currency_exponent,
+        source.charge.amount as amount_minor,
+        {{ to_major_units('source.charge.amount') }} as amount,
+        source.charge.amount_captured as amount_captured_minor,
+        source.charge.amount_refunded as amount_refunded_minor,
+        {{ to_major_units('source.charge.amount_refunded') }} as amount_refunded,
+        source.charge.customer as customer_id,
+        source.charge.payment_intent as payment_intent_id,
+        source.charge.balance_transaction as balance_transaction_id,
+        nullif(source.charge.metadata.resourceid, '') as order_id,
+        nullif(source.charge.metadata.category, '') as metadata_category,
+        source.charge.description,
+        coalesce(source.charge.receipt_email, source.charge.billing_details.email) as email,
+        source.charge.billing_details.name as billing_name,
+        source.charge.failure_code,
+        source.charge.failure_message,
+        source.charge.outcome.reason as decline_code,
+        source.charge.payment_method_details.type as payment_method_type,
+        source.charge.payment_method_details.card.brand as card_brand,
+        source.charge.payment_method_details.card.funding as card_funding,
+        source.charge.payment_method_details.card.country as card_country,
+        source.livemode,
+        currencies.currency is null as is_unknown_currency
+    from source
+    left join currencies on lower(source.charge.currency) = currencies.currency
+)
+
+select * from final

@@ -1,0 +1,33 @@
+with
+
+source as (
+    select
+        account_id,
+        {{ parse_json('payload', {
+            'id': 'varchar',
+            'created': 'bigint',
+            'email': 'varchar',
+            'name': 'varchar',
+            'currency': 'varchar',
+            'deleted': 'boolean',
+            'delinquent': 'boolean',
+            'address': {'country': 'varchar'}
+        }) }} as customer
+    from {{ source('stripe', 'customers') }}
+),
+
+final as (
+    select
+        account_id,
+        customer.id as customer_id,
+        {{ from_unix_seconds('customer.created') }} as created_at,
+        lower(customer.email) as email,
+        customer.name,
+        lower(customer.currency) as currency,
+        customer.address.country,
+        coalesce(customer.delinquent, false) as is_delinquent,
+        coalesce(customer.deleted, false) as is_deleted
+    from source
+)
+
+select * from final

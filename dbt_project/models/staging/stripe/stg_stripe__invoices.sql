@@ -1,0 +1,50 @@
+with
+
+source as (
+    select
+        account_id,
+        {{ parse_json('payload', {
+            'id': 'varchar',
+            'number': 'varchar',
+            'created': 'bigint',
+            'customer': 'varchar',
+            'subscription': 'varchar',
+            'currency': 'varchar',
+            'status': 'varchar',
+            'billing_reason': 'varchar',
+            'amount_due': 'bigint',
+            'amount_paid': 'bigint',
+            'amount_remaining': 'bigint',
+            'period_start': 'bigint',
+            'period_end': 'bigint'
+        }) }} as invoice
+    from {{ source('stripe', 'invoices') }}
+),
+
+currencies as (
+    select * from {{ ref('currency_exponents') }}
+),
+
+final as (
+    select
+        source.account_id,
+        source.invoice.id as invoice_id,
+        source.invoice.number as invoice_number,
+        source.invoice.customer as customer_id,
+        source.invoice.subscription as subscription_id,
+        {{ from_unix_seconds('source.invoice.created') }} as created_at,
+        source.invoice.status,
+        source.invoice.billing_reason,
+        lower(source.invoice.currency) as currency,
+        source.invoice.amount_due as amount_due_minor,
+        source.invoice.amount_paid as amount_paid_minor,
+        source.invoice.amount_remaining as amount_remaining_minor,
+        {{ to_major_units('source.invoice.amount_paid') }} as amount_paid,
+        {{ from_unix_seconds('source.invoice.period_start') }} as period_start,
+        {{ from_unix_seconds('source.invoice.period_end') }} as period_end,
+        currencies.currency is null as is_unknown_currency
+    from source
+    left join currencies on lower(source.invoice.currency) = currencies.currency
+)
+
+select * from final

@@ -1,0 +1,48 @@
+with
+
+source as (
+    select
+        account_id,
+        {{ parse_json('payload', {
+            'id': 'varchar',
+            'created': 'bigint',
+            'amount': 'bigint',
+            'amount_received': 'bigint',
+            'currency': 'varchar',
+            'status': 'varchar',
+            'capture_method': 'varchar',
+            'customer': 'varchar',
+            'latest_charge': 'varchar',
+            'description': 'varchar',
+            'metadata': {'resourceId': 'varchar'},
+            'last_payment_error': {'code': 'varchar', 'decline_code': 'varchar'}
+        }) }} as intent
+    from {{ source('stripe', 'payment_intents') }}
+),
+
+currencies as (
+    select * from {{ ref('currency_exponents') }}
+),
+
+final as (
+    select
+        source.account_id,
+        source.intent.id as payment_intent_id,
+        {{ from_unix_seconds('source.intent.created') }} as created_at,
+        source.intent.status,
+        source.intent.capture_method,
+        lower(source.intent.currency) as currency,
+        source.intent.amount as amount_minor,
+        {{ to_major_units('source.intent.amount') }} as amount,
+        source.intent.amount_received as amount_received_minor,
+        source.intent.customer as customer_id,
+        source.intent.latest_charge as latest_charge_id,
+        nullif(source.intent.metadata.resourceid, '') as order_id,
+        source.intent.last_payment_error.code as last_error_code,
+        source.intent.last_payment_error.decline_code as last_decline_code,
+        currencies.currency is null as is_unknown_currency
+    from source
+    left join currencies on lower(source.intent.currency) = currencies.currency
+)
+
+select * from final

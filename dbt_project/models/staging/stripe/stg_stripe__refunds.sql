@@ -1,0 +1,45 @@
+with
+
+source as (
+    select
+        account_id,
+        {{ parse_json('payload', {
+            'id': 'varchar',
+            'created': 'bigint',
+            'amount': 'bigint',
+            'currency': 'varchar',
+            'charge': 'varchar',
+            'payment_intent': 'varchar',
+            'balance_transaction': 'varchar',
+            'reason': 'varchar',
+            'status': 'varchar',
+            'metadata': {'resourceId': 'varchar'}
+        }) }} as refund
+    from {{ source('stripe', 'refunds') }}
+),
+
+currencies as (
+    select * from {{ ref('currency_exponents') }}
+),
+
+final as (
+    select
+        source.account_id,
+        source.refund.id as refund_id,
+        source.refund.charge as charge_id,
+        source.refund.payment_intent as payment_intent_id,
+        source.refund.balance_transaction as balance_transaction_id,
+        {{ from_unix_seconds('source.refund.created') }} as created_at,
+        source.refund.status,
+        source.refund.reason,
+        lower(source.refund.currency) as currency,
+        currencies.exponent as currency_exponent,
+        source.refund.amount as amount_minor,
+        {{ to_major_units('source.refund.amount') }} as amount,
+        nullif(source.refund.metadata.resourceid, '') as metadata_order_id,
+        currencies.currency is null as is_unknown_currency
+    from source
+    left join currencies on lower(source.refund.currency) = currencies.currency
+)
+
+select * from final

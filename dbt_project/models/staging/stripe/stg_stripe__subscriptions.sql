@@ -1,0 +1,43 @@
+with
+
+source as (
+    select
+        account_id,
+        {{ parse_json('payload', {
+            'id': 'varchar',
+            'created': 'bigint',
+            'customer': 'varchar',
+            'currency': 'varchar',
+            'status': 'varchar',
+            'start_date': 'bigint',
+            'trial_start': 'bigint',
+            'trial_end': 'bigint',
+            'canceled_at': 'bigint',
+            'ended_at': 'bigint',
+            'cancel_at_period_end': 'boolean',
+            'latest_invoice': 'varchar',
+            'items': {'has_more': 'boolean', 'total_count': 'bigint'}
+        }) }} as stripe_subscription
+    from {{ source('stripe', 'subscriptions') }}
+),
+
+final as (
+    select
+        account_id,
+        stripe_subscription.id as subscription_id,
+        stripe_subscription.customer as customer_id,
+        {{ from_unix_seconds('stripe_subscription.created') }} as created_at,
+        stripe_subscription.status,
+        lower(stripe_subscription.currency) as currency,
+        {{ from_unix_seconds('stripe_subscription.start_date') }} as started_at,
+        {{ from_unix_seconds('stripe_subscription.trial_start') }} as trial_started_at,
+        {{ from_unix_seconds('stripe_subscription.trial_end') }} as trial_ended_at,
+        {{ from_unix_seconds('stripe_subscription.canceled_at') }} as canceled_at,
+        {{ from_unix_seconds('stripe_subscription.ended_at') }} as ended_at,
+        stripe_subscription.cancel_at_period_end,
+        stripe_subscription.latest_invoice as latest_invoice_id,
+        stripe_subscription.items.total_count as item_count
+    from source
+)
+
+select * from final
