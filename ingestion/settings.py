@@ -52,6 +52,8 @@ class StripeSettings:
     sandbox_settings: SandboxSettings = field(default_factory=SandboxSettings)
     max_retries: int = 5
     timeout_seconds: float = 30.0
+    # Sandbox mode without an explicit STRIPE_API_BASE starts the sandbox server when needed.
+    autostart_sandbox: bool = False
 
     @classmethod
     def from_env(cls) -> StripeSettings:
@@ -80,6 +82,7 @@ class StripeSettings:
             orders_path=Path(orders) if orders else None,
             sandbox_settings=sandbox,
             max_retries=int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
+            autostart_sandbox="STRIPE_API_BASE" not in env,
         )
 
 

@@ -67,3 +67,40 @@ def orders_file(settings: SandboxSettings) -> Path:
 
 def ground_truth_path(settings: SandboxSettings) -> Path:
     return dataset_dir(settings.data_dir, settings.seed, settings.charges) / "ground_truth.json"
+
+
+def start_for_run(settings: SandboxSettings):
+    """Start the sandbox for one run; returns a function that stops it again, or None when a
+    sandbox was already serving (it is left running)."""
+    url = f"http://127.0.0.1:{settings.port}"
+    if _health(url) is not None:
+        ensure_running(settings)
+        return None
+    ensure_dataset(settings.data_dir, settings.seed, settings.charges)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--seed", str(settings.seed),
+         "--charges", str(settings.charges), "--port", str(settings.port),
+         "--data-dir", str(settings.data_dir)],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while _health(url) is None:
+        if process.poll() is not None:
+            raise SandboxError(
+                f"The Stripe sandbox could not start on {url}: "
+                f"{process.stderr.read().decode(errors='replace').strip()[-500:]}"
+            )
+        if time.monotonic() > deadline:
+            process.kill()
+            raise SandboxError(f"The Stripe sandbox did not start on {url}")
+        time.sleep(0.1)
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    return stop

@@ -17,6 +17,7 @@ DEFAULT_DUCKDB_PATH = WAREHOUSE_DIR / "stripe.duckdb"
 RAW_STRIPE_SCHEMA = "raw_stripe"
 RAW_CAREPORTALS_SCHEMA = "raw_careportals"
 MARTS_SCHEMA = "marts"
+REFERENCE_SCHEMA = "reference"
 
 
 class WarehouseLockedError(RuntimeError):

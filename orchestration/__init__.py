@@ -1,0 +1,1 @@
+"""Dagster wiring: assets, resources, jobs and schedules around ingestion, dbt and publishing."""

@@ -1,0 +1,171 @@
+"""The one Dagster `Definitions` of stripe-elt (loaded through workspace.yaml).
+
+Raw Stripe and CarePortals assets (dlt) -> dbt models (dbt tests as asset checks) -> the
+published workbook. Every asset that opens the DuckDB file is in the `duckdb` pool, which
+runs one step at a time (dagster.yaml). Nothing here opens a connection at import time.
+"""
+
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+    get_asset_key_for_model,
+)
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+from dotenv import load_dotenv
+
+from ingestion.careportals import careportals_source
+from ingestion.connect import open_stripe, orders_path
+from ingestion.pipelines import LOADER_FILE_FORMAT, careportals_pipeline, stripe_pipeline
+from ingestion.settings import StripeSettings
+from ingestion.stripe_source import stripe_source
+from publishing.publish import publish_marts
+from publishing.settings import PublishSettings
+from warehouse import duckdb_path
+
+load_dotenv(override=False)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DUCKDB_POOL = "duckdb"
+
+
+class RawTranslator(DagsterDltTranslator):
+    """Raw tables as `<source>/<table>` assets with no phantom upstream keys."""
+
+    def __init__(self, source_name: str) -> None:
+        self.source_name = source_name
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
+        return (
+            super()
+            .get_asset_spec(data)
+            .replace_attributes(
+                key=dg.AssetKey([self.source_name, data.resource.name]),
+                deps=[],
+                group_name=f"{self.source_name}_raw",
+            )
+        )
+
+
+def _unused_api() -> None:
+    raise RuntimeError("the asset definition's source is never run")
+
+
+@dlt_assets(
+    dlt_source=stripe_source(_unused_api),
+    dlt_pipeline=stripe_pipeline(),
+    name="stripe_raw",
+    dagster_dlt_translator=RawTranslator("stripe"),
+    pool=DUCKDB_POOL,
+)
+def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
+    """Every Stripe list, incrementally by `created`, merged on (account_id, id)."""
+    api = open_stripe(StripeSettings.from_env())
+    try:
+        yield from dlt.run(
+            context=context,
+            dlt_source=stripe_source(lambda: api),
+            dlt_pipeline=stripe_pipeline(),
+            loader_file_format=LOADER_FILE_FORMAT,
+        )
+    finally:
+        api.close()
+
+
+@dlt_assets(
+    dlt_source=careportals_source(Path("orders.csv")),
+    dlt_pipeline=careportals_pipeline(),
+    name="careportals_raw",
+    dagster_dlt_translator=RawTranslator("careportals"),
+    pool=DUCKDB_POOL,
+)
+def careportals_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
+    """The CarePortals orders export, merged on order_id."""
+    yield from dlt.run(
+        context=context,
+        dlt_source=careportals_source(orders_path(StripeSettings.from_env())),
+        dlt_pipeline=careportals_pipeline(),
+        loader_file_format=LOADER_FILE_FORMAT,
+    )
+
+
+dbt_project = DbtProject(project_dir=PROJECT_ROOT / "dbt_project", profiles_dir=PROJECT_ROOT / "dbt_project")
+_dbt_executable = shutil.which("dbt") or str(Path(sys.executable).parent / "dbt")
+if not dbt_project.manifest_path.exists():
+    # @dbt_assets reads the manifest at import time: build it once on a fresh clone.
+    os.environ.setdefault("DUCKDB_PATH", str(duckdb_path()))
+    dbt_project.preparer.prepare(dbt_project)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=DagsterDbtTranslator(
+        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+    ),
+    pool=DUCKDB_POOL,
+)
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Staging views and marts; dbt tests run as asset checks."""
+    os.environ["DUCKDB_PATH"] = str(duckdb_path())
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+PUBLISHED_MARTS = [mart for mart, _ in PublishSettings().tabs]
+
+
+@dg.asset(
+    key="published_marts",
+    deps=[get_asset_key_for_model([dbt_models], mart) for mart in PUBLISHED_MARTS],
+    group_name="publishing",
+    kinds={"xlsx"},
+    pool=DUCKDB_POOL,
+)
+def published_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """The marts, one tab each, in the local workbook (or Google Sheets when configured)."""
+    report = publish_marts(PublishSettings.from_env())
+    context.log.info(f"Published {len(report.rows_per_tab)} tabs to {report.destination}")
+    return dg.MaterializeResult(
+        metadata={
+            "destination": dg.MetadataValue.path(report.destination),
+            "rows_per_tab": dg.MetadataValue.json(report.rows_per_tab),
+            "cells_written": report.cells_written,
+        }
+    )
+
+
+full_pipeline = dg.define_asset_job(
+    "full_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Load Stripe and orders (incrementally), build the dbt models, publish the marts.",
+)
+
+incremental_load = dg.ScheduleDefinition(
+    name="incremental_load",
+    job=full_pipeline,
+    cron_schedule=os.environ.get("STRIPE_LOAD_CRON", "*/15 * * * *"),
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+defs = dg.Definitions(
+    assets=[stripe_raw, careportals_raw, dbt_models, published_marts],
+    jobs=[full_pipeline],
+    schedules=[incremental_load],
+    resources={
+        "dlt": DagsterDltResource(),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project, profiles_dir=dbt_project.profiles_dir, dbt_executable=_dbt_executable
+        ),
+    },
+)

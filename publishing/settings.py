@@ -1,0 +1,40 @@
+"""Which marts are published to which tabs, and where."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.settings import PROJECT_ROOT
+
+# mart (table in the marts schema) -> tab name
+DEFAULT_TABS = (
+    ("fct_charges", "Charges"),
+    ("fct_refunds", "Refunds"),
+    ("revenue_daily", "Revenue daily"),
+)
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    tabs: tuple[tuple[str, str], ...] = DEFAULT_TABS
+    workbook_path: Path = PROJECT_ROOT / "output" / "stripe_marts.xlsx"
+    spreadsheet_id: str | None = None
+    service_account_file: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> PublishSettings:
+        env = os.environ
+        tabs = DEFAULT_TABS
+        if env.get("PUBLISH_MARTS", "").strip():
+            # "fct_charges:Charges,revenue_daily:Revenue daily"
+            pairs = [item.split(":", 1) for item in env["PUBLISH_MARTS"].split(",") if item.strip()]
+            tabs = tuple((p[0].strip(), (p[1] if len(p) > 1 else p[0]).strip()) for p in pairs)
+        account_file = env.get("GOOGLE_SERVICE_ACCOUNT_FILE", "").strip()
+        return cls(
+            tabs=tabs,
+            workbook_path=Path(env.get("WORKBOOK_PATH") or cls.workbook_path),
+            spreadsheet_id=env.get("GOOGLE_SHEETS_SPREADSHEET_ID", "").strip() or None,
+            service_account_file=Path(account_file) if account_file else None,
+        )

@@ -1,0 +1,43 @@
+"""Reading the marts into tabs: a header and rows of plain Python values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from warehouse import MARTS_SCHEMA
+
+
+@dataclass(frozen=True)
+class Tab:
+    name: str
+    source: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def _cell(value: Any) -> Any:
+    """A value every spreadsheet takes: UTC timestamps without zone, decimals as numbers."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+def read_tab(con: duckdb.DuckDBPyConnection, mart: str, tab_name: str) -> Tab:
+    """A mart as a tab, in a stable order (by its first column)."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [MARTS_SCHEMA, mart],
+    ).fetchone()[0]
+    if not exists:
+        raise LookupError(f"Mart {MARTS_SCHEMA}.{mart} does not exist: run the dbt models first.")
+    result = con.execute(f'select * from {MARTS_SCHEMA}."{mart}" order by all')
+    columns = [d[0] for d in result.description]
+    rows = [tuple(_cell(v) for v in row) for row in result.fetchall()]
+    return Tab(name=tab_name, source=mart, columns=columns, rows=rows)
