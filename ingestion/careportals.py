@@ -59,10 +59,11 @@ def read_orders(path: Path) -> pa.Table:
     if missing:
         raise OrdersFileError(f"Orders file {path} lacks the columns: {', '.join(missing)}")
     columns = [
-        col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
-        for col in table.columns
+        col if pa.types.is_string(col.type) else pc.cast(col, pa.string()) for col in table.columns
     ]
-    fields = [pa.field(name, pa.string(), nullable=name != "order_id") for name in table.column_names]
+    fields = [
+        pa.field(name, pa.string(), nullable=name != "order_id") for name in table.column_names
+    ]
     table = pa.Table.from_arrays(columns, schema=pa.schema(fields))
     empty_ids = pc.sum(pc.is_null(table["order_id"])).as_py() or 0
     if empty_ids:

@@ -55,6 +55,7 @@ class StripeApi:
         timeout: float = 30.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
@@ -68,7 +69,11 @@ class StripeApi:
         if stripe_account:
             headers["Stripe-Account"] = stripe_account
         self._client = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout, follow_redirects=False
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=False,
+            transport=transport,
         )
         self._account: dict[str, Any] | None = None
         self.stripe_account = stripe_account
@@ -105,9 +110,8 @@ class StripeApi:
             if response.status_code < 400:
                 return response.content
             should_retry = response.headers.get("Stripe-Should-Retry")
-            retryable = (
-                should_retry == "true"
-                or (response.status_code in _RETRY_STATUSES and should_retry != "false")
+            retryable = should_retry == "true" or (
+                response.status_code in _RETRY_STATUSES and should_retry != "false"
             )
             if retryable and attempt <= self.max_retries:
                 self._sleep(attempt, response.headers.get("Retry-After"))
@@ -117,11 +121,8 @@ class StripeApi:
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
         delay = delay / 2 + random.uniform(0, delay / 2)
-        if retry_after:
-            try:
-                delay = max(delay, float(retry_after))
-            except ValueError:
-                pass
+        if retry_after and retry_after.replace(".", "", 1).isdigit():
+            delay = max(delay, float(retry_after))
         log.info("Stripe API: retrying in %.1fs (attempt %d)", delay, attempt + 1)
         time.sleep(delay)
 

@@ -5,7 +5,6 @@ published workbook. Every asset that opens the DuckDB file is in the `duckdb` po
 runs one step at a time (dagster.yaml). Nothing here opens a connection at import time.
 """
 
-
 import os
 import shutil
 import sys
@@ -99,7 +98,9 @@ def careportals_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     )
 
 
-dbt_project = DbtProject(project_dir=PROJECT_ROOT / "dbt_project", profiles_dir=PROJECT_ROOT / "dbt_project")
+dbt_project = DbtProject(
+    project_dir=PROJECT_ROOT / "dbt_project", profiles_dir=PROJECT_ROOT / "dbt_project"
+)
 _dbt_executable = shutil.which("dbt") or str(Path(sys.executable).parent / "dbt")
 if not dbt_project.manifest_path.exists():
     # @dbt_assets reads the manifest at import time: build it once on a fresh clone.
@@ -165,7 +166,9 @@ defs = dg.Definitions(
     resources={
         "dlt": DagsterDltResource(),
         "dbt": DbtCliResource(
-            project_dir=dbt_project, profiles_dir=dbt_project.profiles_dir, dbt_executable=_dbt_executable
+            project_dir=dbt_project,
+            profiles_dir=dbt_project.profiles_dir,
+            dbt_executable=_dbt_executable,
         ),
     },
 )

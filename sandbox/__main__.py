@@ -1,7 +1,7 @@
 """Command line of the Stripe sandbox.
 
-    python -m sandbox generate --seed 42 --charges 2000     # write a dataset, print its folder
-    python -m sandbox serve [--seed 42 --charges 2000 --port 12111]
+python -m sandbox generate --seed 42 --charges 2000     # write a dataset, print its folder
+python -m sandbox serve [--seed 42 --charges 2000 --port 12111]
 """
 
 from __future__ import annotations

@@ -71,8 +71,8 @@ def unit_amount(offering: Offering, currency: str) -> int:
         return offering.usd_amount
     raw = offering.usd_amount * _PRICE_FACTOR[currency]
     if CURRENCY_EXPONENT[currency] == 0:
-        return int(round(raw / 10.0)) * 10
-    return int(round(raw / 100.0)) * 100 - 1  # e.g. 27.99 EUR
+        return round(raw / 10.0) * 10
+    return round(raw / 100.0) * 100 - 1  # e.g. 27.99 EUR
 
 
 FAILURES = [

@@ -57,9 +57,7 @@ def customer(
     }
 
 
-def product(
-    *, id: str, created: int, name: str, description: str, category: str
-) -> dict[str, Any]:
+def product(*, id: str, created: int, name: str, description: str, category: str) -> dict[str, Any]:
     return {
         "id": id,
         "object": "product",

@@ -172,9 +172,7 @@ class Collection:
             candidates = [i for i in candidates if self.fields[i]["status"] != "canceled"]
         if equalities:
             candidates = [
-                i
-                for i in candidates
-                if all(self.fields[i][f] == v for f, v in equalities.items())
+                i for i in candidates if all(self.fields[i][f] == v for f, v in equalities.items())
             ]
         return candidates
 
@@ -220,7 +218,8 @@ class SandboxState:
             raise ApiError(
                 401,
                 "You did not provide an API key. You need to provide your API key in the "
-                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+                "Authorization header, using Bearer auth "
+                "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
             )
         scheme, _, value = header.partition(" ")
         key = value.strip()
@@ -261,7 +260,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's naming)
+        def do_GET(self) -> None:
             status, body = state.answer("GET", self.path, self.headers.get("Authorization"))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -272,7 +271,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             status, body = state.answer("POST", self.path, self.headers.get("Authorization"))
