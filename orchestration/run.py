@@ -39,7 +39,7 @@ def main() -> int:
     if settings.autostart_sandbox:
         stop_sandbox = launcher.start_for_run(settings.sandbox_settings)
     try:
-        result = defs.get_job_def("full_pipeline").execute_in_process(
+        result = defs.resolve_job_def("full_pipeline").execute_in_process(
             instance=dg.DagsterInstance.get(),
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

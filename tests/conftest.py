@@ -1,0 +1,57 @@
+"""Shared fixtures: a small generated Stripe account served by the sandbox on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from sandbox.server import SANDBOX_API_KEY, SandboxServer, SandboxState
+from sandbox.store import ensure_dataset
+
+SEED = 7
+CHARGES = 400
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_dataset(tmp_path_factory.mktemp("sandbox"), SEED, CHARGES)
+
+
+@pytest.fixture(scope="session")
+def truth(dataset: Path) -> dict:
+    return json.loads((dataset / "ground_truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def sandbox(dataset: Path):
+    with SandboxServer(SandboxState(dataset)) as server:
+        yield server
+
+
+@pytest.fixture
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def pipeline_env(tmp_path: Path, sandbox: SandboxServer, dataset: Path):
+    """Environment for a pipeline run against the sandbox, into a fresh warehouse."""
+    with pytest.MonkeyPatch.context() as mp:
+        set_pipeline_env(mp, tmp_path, sandbox.url, dataset)
+        yield mp
+
+
+def set_pipeline_env(mp: pytest.MonkeyPatch, workdir: Path, api_base: str, dataset: Path) -> None:
+    mp.setenv("STRIPE_API_KEY", SANDBOX_API_KEY)
+    mp.setenv("STRIPE_API_BASE", api_base)
+    mp.setenv("STRIPE_MAX_RETRIES", "1")
+    mp.setenv("CAREPORTALS_ORDERS_PATH", str(dataset / "careportals_orders.csv"))
+    mp.setenv("DUCKDB_PATH", str(workdir / "warehouse.duckdb"))
+    mp.setenv("DLT_PIPELINES_DIR", str(workdir / "dlt"))
+    mp.setenv("WORKBOOK_PATH", str(workdir / "marts.xlsx"))
+    mp.delenv("GOOGLE_SHEETS_SPREADSHEET_ID", raising=False)

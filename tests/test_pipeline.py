@@ -1,0 +1,154 @@
+"""End to end through Dagster: sandbox -> DuckDB -> dbt -> workbook, against ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from openpyxl import load_workbook
+
+from tests.conftest import set_pipeline_env
+
+
+def run_pipeline():
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("full_pipeline").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+
+
+def failure_messages(result) -> str:
+    return "\n".join(
+        str(event.step_failure_data.error.to_string())
+        for event in result.all_events
+        if event.is_step_failure
+    )
+
+
+def snapshot(database: Path) -> dict:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        from warehouse.summary import raw_row_counts, revenue_by_currency
+
+        return {"raw": raw_row_counts(con), "revenue": revenue_by_currency(con)}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory, sandbox, dataset):
+    """One full run into a fresh warehouse, shared by the checks of this module."""
+    workdir = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as mp:
+        set_pipeline_env(mp, workdir, sandbox.url, dataset)
+        result = run_pipeline()
+        assert result.success, failure_messages(result)
+        yield workdir, mp
+
+
+def test_raw_tables_hold_exactly_the_accounts_objects(loaded, truth):
+    workdir, _ = loaded
+    raw = snapshot(workdir / "warehouse.duckdb")["raw"]
+    for name, count in truth["counts"].items():
+        table = "raw_careportals.orders" if name == "orders" else f"raw_stripe.{name}"
+        assert raw[table] == count, table
+
+
+def test_revenue_per_currency_equals_ground_truth(loaded, truth):
+    workdir, _ = loaded
+    revenue = snapshot(workdir / "warehouse.duckdb")["revenue"]
+    assert set(revenue) == set(truth["settlement"])
+    for currency, expected in truth["settlement"].items():
+        for measure in ("gross", "refunds", "disputes", "fees", "net"):
+            assert revenue[currency][measure] == expected[measure], (currency, measure)
+
+
+def test_charge_mart_outcomes_equal_ground_truth(loaded, truth):
+    workdir, _ = loaded
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    rows = con.execute(
+        "select currency, "
+        "count(*) filter (where outcome = 'failed'), "
+        "count(*) filter (where outcome = 'uncaptured'), "
+        "count(*) filter (where outcome in ('succeeded', 'partially_refunded', 'refunded')), "
+        "sum(amount_minor) filter (where outcome in ('succeeded', 'partially_refunded', 'refunded')), "
+        "sum(amount_refunded_minor) "
+        "from marts.fct_charges group by currency"
+    ).fetchall()
+    refunds = dict(
+        con.execute("select currency, count(*) from marts.fct_refunds group by 1").fetchall()
+    )
+    con.close()
+    got = {r[0]: r[1:] for r in rows}
+    for currency, t in truth["presentment"].items():
+        assert got[currency] == (
+            t["failed_charges"],
+            t["uncaptured_charges"],
+            t["succeeded_charges"],
+            t["gross"],
+            t["refunded"],
+        ), currency
+        assert refunds.get(currency, 0) == t["refunds"], currency
+
+
+def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
+    workdir, _ = loaded
+    book = load_workbook(workdir / "marts.xlsx", read_only=True)
+    assert book.sheetnames == ["Charges", "Refunds", "Revenue daily"]
+    assert sum(1 for _ in book["Charges"].iter_rows()) == truth["counts"]["charges"] + 1
+    assert sum(1 for _ in book["Refunds"].iter_rows()) == truth["counts"]["refunds"] + 1
+    header = next(book["Charges"].iter_rows(max_row=1, values_only=True))
+    assert {"charge_id", "order_id", "fee_minor", "net_minor"} <= set(header)
+
+
+def test_a_second_run_adds_nothing_twice(loaded):
+    workdir, _ = loaded
+    before = snapshot(workdir / "warehouse.duckdb")
+    result = run_pipeline()
+    assert result.success, failure_messages(result)
+    assert snapshot(workdir / "warehouse.duckdb") == before
+
+
+def test_a_wrong_key_fails_clearly_and_leaves_the_warehouse_as_it_was(loaded):
+    workdir, mp = loaded
+    before = snapshot(workdir / "warehouse.duckdb")
+    wrong = "sk_test_wrong_key_that_must_not_be_printed_4242"
+    mp.setenv("STRIPE_API_KEY", wrong)
+    try:
+        result = run_pipeline()
+    finally:
+        mp.setenv("STRIPE_API_KEY", "sk_test_sandbox")
+    assert not result.success
+    messages = failure_messages(result)
+    assert "Stripe rejected the API key" in messages
+    assert wrong not in messages
+    assert snapshot(workdir / "warehouse.duckdb") == before
+
+
+def test_an_unreachable_server_fails_clearly_and_leaves_the_warehouse_as_it_was(
+    loaded, free_port
+):
+    workdir, mp = loaded
+    before = snapshot(workdir / "warehouse.duckdb")
+    mp.setenv("STRIPE_API_BASE", f"http://127.0.0.1:{free_port}")
+    result = run_pipeline()
+    assert not result.success
+    assert "Cannot reach the Stripe API" in failure_messages(result)
+    assert snapshot(workdir / "warehouse.duckdb") == before
+
+
+def test_a_missing_orders_file_is_a_clear_error(pipeline_env, tmp_path):
+    pipeline_env.setenv("CAREPORTALS_ORDERS_PATH", str(tmp_path / "nope.csv"))
+    from orchestration.definitions import careportals_raw, defs
+
+    result = dg.materialize(
+        [careportals_raw],
+        resources={"dlt": defs.resources["dlt"]},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "Orders file not found" in failure_messages(result)
