@@ -55,3 +55,9 @@ def set_pipeline_env(mp: pytest.MonkeyPatch, workdir: Path, api_base: str, datas
     mp.setenv("DLT_PIPELINES_DIR", str(workdir / "dlt"))
     mp.setenv("WORKBOOK_PATH", str(workdir / "marts.xlsx"))
     mp.delenv("GOOGLE_SHEETS_SPREADSHEET_ID", raising=False)
+
+
+def read_objects(dataset: Path, list_name: str) -> list[dict]:
+    """The generated objects of one list, as the sandbox serves them."""
+    with open(dataset / "objects" / f"{list_name}.jsonl") as f:
+        return [json.loads(line) for line in f]

@@ -11,6 +11,7 @@ import pytest
 from sandbox import catalog
 from sandbox.generator import generate
 from sandbox.store import write_dataset
+from tests.conftest import read_objects
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "stripe" / "fixtures3.json"
 
@@ -29,10 +30,10 @@ def test_ground_truth_net_is_gross_less_refunds_disputes_fees(truth):
 
 
 def test_the_account_has_every_case_the_marts_must_handle(dataset: Path):
-    charges = [json.loads(line) for line in open(dataset / "objects" / "charges.jsonl")]
-    refunds = [json.loads(line) for line in open(dataset / "objects" / "refunds.jsonl")]
-    disputes = [json.loads(line) for line in open(dataset / "objects" / "disputes.jsonl")]
-    subs = [json.loads(line) for line in open(dataset / "objects" / "subscriptions.jsonl")]
+    charges = read_objects(dataset, "charges")
+    refunds = read_objects(dataset, "refunds")
+    disputes = read_objects(dataset, "disputes")
+    subs = read_objects(dataset, "subscriptions")
     statuses = Counter(
         "failed" if c["status"] == "failed" else "uncaptured" if not c["captured"] else "ok"
         for c in charges
@@ -54,10 +55,8 @@ def test_the_account_has_every_case_the_marts_must_handle(dataset: Path):
 
 
 def test_fees_follow_the_pricing_and_refunds_keep_the_fee(dataset: Path):
-    charges = {
-        c["id"]: c for c in map(json.loads, open(dataset / "objects" / "charges.jsonl"))
-    }
-    for txn in map(json.loads, open(dataset / "objects" / "balance_transactions.jsonl")):
+    charges = {c["id"]: c for c in read_objects(dataset, "charges")}
+    for txn in read_objects(dataset, "balance_transactions"):
         if txn["type"] == "refund":
             assert txn["fee"] == 0
         if txn["type"] != "charge":
@@ -66,7 +65,9 @@ def test_fees_follow_the_pricing_and_refunds_keep_the_fee(dataset: Path):
         bps = catalog.FEE_PERCENT_BPS[txn["currency"]]
         bps += catalog.INTERNATIONAL_CARD_BPS if card_country != "US" else 0
         bps += catalog.CURRENCY_CONVERSION_BPS if txn["exchange_rate"] else 0
-        expected = int(txn["amount"] * bps / 10_000 + 0.5) + catalog.FEE_FIXED_MINOR[txn["currency"]]
+        expected = (
+            int(txn["amount"] * bps / 10_000 + 0.5) + catalog.FEE_FIXED_MINOR[txn["currency"]]
+        )
         assert txn["fee"] == expected
         assert txn["net"] == txn["amount"] - txn["fee"]
 

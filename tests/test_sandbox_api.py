@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
 import pytest
 
 from sandbox.server import SANDBOX_API_KEY
+from tests.conftest import read_objects
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
 
 
 def get(sandbox, path: str, params: dict | None = None, headers: dict | None = None):
-    return httpx.get(f"{sandbox.url}{path}", params=params, headers=AUTH if headers is None else headers)
+    return httpx.get(
+        f"{sandbox.url}{path}", params=params, headers=AUTH if headers is None else headers
+    )
 
 
 def all_ids(sandbox, name: str, params: dict | None = None) -> list[str]:
@@ -71,7 +73,7 @@ def test_created_filters(sandbox):
 
 
 def test_subscriptions_omit_canceled_unless_status_all(sandbox, dataset: Path):
-    subs = [json.loads(line) for line in open(dataset / "objects" / "subscriptions.jsonl")]
+    subs = read_objects(dataset, "subscriptions")
     canceled = {s["id"] for s in subs if s["status"] == "canceled"}
     assert canceled, "the generator makes canceled subscriptions"
     assert set(all_ids(sandbox, "subscriptions")) == {s["id"] for s in subs} - canceled

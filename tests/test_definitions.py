@@ -1,0 +1,39 @@
+"""The Dagster code location: the asset graph a user sees, pools, job and schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.definitions import defs
+
+
+def test_asset_graph_runs_from_raw_tables_through_dbt_to_the_sink():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {"stripe/charges", "stripe/balance_transactions", "careportals/orders"} <= keys
+    assert {
+        "staging/stg_stripe__charges",
+        "marts/fct_charges",
+        "marts/revenue_daily",
+        "published_marts",
+    } <= keys
+    charges_deps = graph.get(dg.AssetKey(["staging", "stg_stripe__charges"])).parent_keys
+    assert dg.AssetKey(["stripe", "charges"]) in charges_deps
+    sink_deps = graph.get(dg.AssetKey("published_marts")).parent_keys
+    assert dg.AssetKey(["marts", "fct_charges"]) in sink_deps
+
+
+def test_every_asset_that_opens_duckdb_is_in_the_duckdb_pool():
+    for assets_def in defs.assets:
+        assert assets_def.node_def.pool == "duckdb", assets_def.node_def.name
+
+
+def test_dbt_tests_are_asset_checks():
+    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert "unique_fct_charges_charge_id" in checks
+
+
+def test_the_incremental_schedule_runs_the_whole_job():
+    schedule = defs.resolve_schedule_def("incremental_load")
+    assert schedule.cron_schedule == "*/15 * * * *"
+    assert schedule.job_name == "full_pipeline"
