@@ -32,12 +32,12 @@ test: env lint
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint dbt_project --processes 2
+	mkdir -p .state && DUCKDB_PATH=$(CURDIR)/.state/lint.duckdb $(BIN)/sqlfluff lint dbt_project --processes 2
 
 format: env
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
-	$(BIN)/sqlfluff fix dbt_project --processes 2
+	mkdir -p .state && DUCKDB_PATH=$(CURDIR)/.state/lint.duckdb $(BIN)/sqlfluff fix dbt_project --processes 2
 
 ## The Dagster UI on http://127.0.0.1:3000
 ui: env
