@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export DAGSTER_HOME := $(CURDIR)/.dagster
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test lint format ui sandbox bench lock clean
 

@@ -30,7 +30,7 @@ from ingestion.settings import StripeSettings
 from ingestion.stripe_source import stripe_source
 from publishing.publish import publish_marts
 from publishing.settings import PublishSettings
-from warehouse import duckdb_path
+from warehouse import check_writable, duckdb_path
 
 load_dotenv(override=False)
 
@@ -69,6 +69,7 @@ def _unused_api() -> None:
 )
 def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     """Every Stripe list, incrementally by `created`, merged on (account_id, id)."""
+    check_writable()
     api = open_stripe(StripeSettings.from_env())
     try:
         yield from dlt.run(
@@ -90,6 +91,7 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
 )
 def careportals_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     """The CarePortals orders export, merged on order_id."""
+    check_writable()
     yield from dlt.run(
         context=context,
         dlt_source=careportals_source(orders_path(StripeSettings.from_env())),
@@ -98,10 +100,13 @@ def careportals_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     )
 
 
+# dbt is installed beside this interpreter; a virtualenv used without activation is not on PATH.
+if shutil.which("dbt") is None:
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+_dbt_executable = shutil.which("dbt") or "dbt"
 dbt_project = DbtProject(
     project_dir=PROJECT_ROOT / "dbt_project", profiles_dir=PROJECT_ROOT / "dbt_project"
 )
-_dbt_executable = shutil.which("dbt") or str(Path(sys.executable).parent / "dbt")
 if not dbt_project.manifest_path.exists():
     # @dbt_assets reads the manifest at import time: build it once on a fresh clone.
     os.environ.setdefault("DUCKDB_PATH", str(duckdb_path()))

@@ -45,3 +45,8 @@ def connect(path: Path | None = None, *, read_only: bool = False) -> duckdb.Duck
                 "running load to finish."
             ) from None
         raise
+
+
+def check_writable(path: Path | None = None) -> None:
+    """Fail with WarehouseLockedError, before a load starts, if another process holds the file."""
+    connect(path).close()
