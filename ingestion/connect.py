@@ -21,6 +21,7 @@ def open_stripe(settings: StripeSettings) -> StripeApi:
     api = StripeApi(
         settings.api_key,
         base,
+        account_id=settings.account_id,
         max_retries=settings.max_retries,
         timeout=settings.timeout_seconds,
     )

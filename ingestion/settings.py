@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingestion.stripe_source import STRIPE_LISTS
 from sandbox.server import SANDBOX_API_KEY
 from sandbox.settings import PROJECT_ROOT, SandboxSettings
 
@@ -54,6 +55,10 @@ class StripeSettings:
     timeout_seconds: float = 30.0
     # Sandbox mode without an explicit STRIPE_API_BASE starts the sandbox server when needed.
     autostart_sandbox: bool = False
+    # The Stripe lists to read (the others are kept as empty tables).
+    lists: tuple[str, ...] = tuple(STRIPE_LISTS)
+    # For Stripe-compatible servers without /v1/account.
+    account_id: str | None = None
 
     @classmethod
     def from_env(cls) -> StripeSettings:
@@ -61,6 +66,13 @@ class StripeSettings:
         key = env.get("STRIPE_API_KEY", "").strip()
         sandbox = SandboxSettings.from_env()
         orders = env.get("CAREPORTALS_ORDERS_PATH", "").strip()
+        common = {
+            "lists": _lists_from_env(env.get("STRIPE_LISTS", "")),
+            "account_id": env.get("STRIPE_ACCOUNT_ID", "").strip() or None,
+            "max_retries": int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
+            "orders_path": Path(orders) if orders else None,
+            "sandbox_settings": sandbox,
+        }
         if key:
             if not key.startswith(("sk_", "rk_")):
                 raise ConfigurationError(
@@ -71,19 +83,28 @@ class StripeSettings:
                 api_key=Secret(key),
                 api_base=env.get("STRIPE_API_BASE", STRIPE_API_BASE).rstrip("/"),
                 sandbox=False,
-                orders_path=Path(orders) if orders else None,
-                sandbox_settings=sandbox,
-                max_retries=int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
+                **common,
             )
         return cls(
             api_key=Secret(SANDBOX_API_KEY),
             api_base=env.get("STRIPE_API_BASE", f"http://127.0.0.1:{sandbox.port}").rstrip("/"),
             sandbox=True,
-            orders_path=Path(orders) if orders else None,
-            sandbox_settings=sandbox,
-            max_retries=int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
             autostart_sandbox="STRIPE_API_BASE" not in env,
+            **common,
         )
+
+
+def _lists_from_env(raw: str) -> tuple[str, ...]:
+    if not raw.strip():
+        return tuple(STRIPE_LISTS)
+    chosen = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in STRIPE_LISTS]
+    if unknown:
+        raise ConfigurationError(
+            f"STRIPE_LISTS names unknown lists {', '.join(unknown)}; "
+            f"known: {', '.join(STRIPE_LISTS)}."
+        )
+    return chosen
 
 
 def pipelines_dir() -> Path:

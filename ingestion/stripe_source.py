@@ -75,6 +75,7 @@ def _batches(
         ids.clear(), created.clear(), livemode.clear(), payloads.clear()
         return table
 
+    yielded = False
     for page in pages:
         for obj in page:
             ids.append(obj["id"])
@@ -84,14 +85,19 @@ def _batches(
             if obj["created"] > newest:
                 newest = obj["created"]
         if len(ids) >= BATCH_ROWS:
+            yielded = True
             yield flush()
-    if ids:
+    if ids or not yielded:
+        # An empty list still yields its (empty) table, so the raw table always exists.
         yield flush()
     cursor_out["max_created"] = newest
 
 
-def stripe_list_resource(list_name: str, api_factory: Callable[[], StripeApi]) -> Any:
-    """A dlt resource that loads one Stripe list incrementally by `created`."""
+def stripe_list_resource(
+    list_name: str, api_factory: Callable[[], StripeApi], *, read: bool = True
+) -> Any:
+    """A dlt resource that loads one Stripe list incrementally by `created`; with
+    `read=False` it only makes sure the (empty) raw table exists."""
 
     @dlt.resource(
         name=list_name,
@@ -101,6 +107,9 @@ def stripe_list_resource(list_name: str, api_factory: Callable[[], StripeApi]) -
         columns={"payload": {"data_type": "text", "nullable": False}},
     )
     def objects() -> Iterator[pa.Table]:
+        if not read:
+            yield RAW_SCHEMA.empty_table()
+            return
         api = api_factory()
         account_id = api.account_id
         cursors = dlt.current.resource_state().setdefault("created_cursor", {})
@@ -122,6 +131,7 @@ def stripe_list_resource(list_name: str, api_factory: Callable[[], StripeApi]) -
 def stripe_source(
     api_factory: Callable[[], StripeApi], lists: tuple[str, ...] = tuple(STRIPE_LISTS)
 ) -> Any:
-    """Every Stripe list in `lists`, read through the API `api_factory` builds (lazily: no
-    request is made until the pipeline runs)."""
-    return [stripe_list_resource(name, api_factory) for name in lists]
+    """One raw table per Stripe list. The lists in `lists` are read through the API that
+    `api_factory` builds (lazily: no request is made until the pipeline runs); the others
+    are kept as empty tables, so the models build whatever a key may read."""
+    return [stripe_list_resource(name, api_factory, read=name in lists) for name in STRIPE_LISTS]

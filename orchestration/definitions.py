@@ -70,11 +70,12 @@ def _unused_api() -> None:
 def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     """Every Stripe list, incrementally by `created`, merged on (account_id, id)."""
     check_writable()
-    api = open_stripe(StripeSettings.from_env())
+    settings = StripeSettings.from_env()
+    api = open_stripe(settings)
     try:
         yield from dlt.run(
             context=context,
-            dlt_source=stripe_source(lambda: api),
+            dlt_source=stripe_source(lambda: api, lists=settings.lists),
             dlt_pipeline=stripe_pipeline(),
             loader_file_format=LOADER_FILE_FORMAT,
         )

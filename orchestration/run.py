@@ -4,7 +4,11 @@ In sandbox mode (no STRIPE_API_KEY) the sandbox server is started for the run an
 after it, unless one was already running.
 """
 
+import contextlib
+import os
+import shutil
 import sys
+from pathlib import Path
 
 import dagster as dg
 from dotenv import load_dotenv
@@ -12,6 +16,7 @@ from dotenv import load_dotenv
 load_dotenv(override=False)
 
 from ingestion.settings import StripeSettings  # noqa: E402 (after .env is read)
+from orchestration.pool import PoolBusyError, release_stale_claims, run_tags  # noqa: E402
 from publishing.settings import PublishSettings  # noqa: E402
 from sandbox import launcher  # noqa: E402
 from warehouse import connect, duckdb_path  # noqa: E402
@@ -28,22 +33,45 @@ def _counts() -> dict[str, int]:
         con.close()
 
 
+def _dagster_home() -> None:
+    """Use the project's .dagster (with its pool settings) unless DAGSTER_HOME is set."""
+    if not os.environ.get("DAGSTER_HOME"):
+        root = Path(__file__).resolve().parents[1]
+        os.environ["DAGSTER_HOME"] = str(root / ".dagster")
+        (root / ".dagster").mkdir(exist_ok=True)
+        if not (root / ".dagster" / "dagster.yaml").exists():
+            shutil.copy(root / "dagster.yaml", root / ".dagster" / "dagster.yaml")
+
+
 def main() -> int:
+    _dagster_home()
     from orchestration.definitions import defs
 
     settings = StripeSettings.from_env()
     mode = "the Stripe sandbox" if settings.sandbox else settings.api_base
     print(f"stripe-elt: loading {mode} into {duckdb_path()}", flush=True)
     before = _counts()
+    instance = dg.DagsterInstance.get()
+    try:
+        for run_id in release_stale_claims(instance):
+            print(f"Released the DuckDB pool claim of run {run_id}, which is no longer running.")
+    except PoolBusyError as busy:
+        print(f"\n{busy}", file=sys.stderr)
+        return 1
     stop_sandbox = None
     if settings.autostart_sandbox:
         stop_sandbox = launcher.start_for_run(settings.sandbox_settings)
+    log_path = Path(os.environ["DAGSTER_HOME"]) / "last_run.log"
+    print(f"Running the full_pipeline job (dbt's log: {log_path})", flush=True)
     try:
-        result = defs.resolve_job_def("full_pipeline").execute_in_process(
-            instance=dg.DagsterInstance.get(),
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
+        # dagster-dbt echoes every dbt log line to stdout: keep them in the run log.
+        with open(log_path, "w") as log, contextlib.redirect_stdout(log):
+            result = defs.resolve_job_def("full_pipeline").execute_in_process(
+                instance=instance,
+                tags=run_tags(),
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
     finally:
         if stop_sandbox:
             stop_sandbox()
@@ -53,7 +81,9 @@ def main() -> int:
                 error = event.step_failure_data.error
                 cause = error.cause or error
                 print(f"\nFAILED {event.step_key}: {cause.message.strip()}", file=sys.stderr)
+        print(f"Details: {log_path} and the Dagster UI (make ui).", file=sys.stderr)
         return 1
+    print(f"Run {result.run_id} succeeded.")
 
     after = _counts()
     con = connect(read_only=True)

@@ -31,6 +31,11 @@ def test_every_asset_that_opens_duckdb_is_in_the_duckdb_pool():
 def test_dbt_tests_are_asset_checks():
     checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert "unique_fct_charges_charge_id" in checks
+    assert {
+        "assert_refunds_sum_to_charge_amount_refunded",
+        "assert_revenue_matches_charges_and_refunds",
+        "assert_balance_net_is_amount_less_fee",
+    } <= checks
 
 
 def test_the_incremental_schedule_runs_the_whole_job():

@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_charges'}}}) }}
+
 -- A charge's amount_refunded is cumulative: it must equal the sum of its succeeded refunds.
 with
 

@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'revenue_daily'}}}) }}
+
 -- The revenue mart's totals per account and currency equal the charge and refund marts'.
 with
 
