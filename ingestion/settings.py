@@ -15,6 +15,7 @@ from sandbox.server import SANDBOX_API_KEY
 from sandbox.settings import PROJECT_ROOT, SandboxSettings
 
 STRIPE_API_BASE = "https://api.stripe.com"
+TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
 class Secret:
@@ -59,6 +60,8 @@ class StripeSettings:
     lists: tuple[str, ...] = tuple(STRIPE_LISTS)
     # For Stripe-compatible servers without /v1/account.
     account_id: str | None = None
+    # Read every list in full instead of from the `created` cursor.
+    full_refresh: bool = False
 
     @classmethod
     def from_env(cls) -> StripeSettings:
@@ -69,6 +72,7 @@ class StripeSettings:
         common = {
             "lists": _lists_from_env(env.get("STRIPE_LISTS", "")),
             "account_id": env.get("STRIPE_ACCOUNT_ID", "").strip() or None,
+            "full_refresh": env.get("STRIPE_FULL_REFRESH", "").strip().lower() in TRUE_WORDS,
             "max_retries": int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
             "orders_path": Path(orders) if orders else None,
             "sandbox_settings": sandbox,

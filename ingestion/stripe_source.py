@@ -94,10 +94,14 @@ def _batches(
 
 
 def stripe_list_resource(
-    list_name: str, api_factory: Callable[[], StripeApi], *, read: bool = True
+    list_name: str,
+    api_factory: Callable[[], StripeApi],
+    *,
+    read: bool = True,
+    from_start: bool = False,
 ) -> Any:
-    """A dlt resource that loads one Stripe list incrementally by `created`; with
-    `read=False` it only makes sure the (empty) raw table exists."""
+    """A dlt resource that loads one Stripe list incrementally by `created` (or in full with
+    `from_start`); with `read=False` it only makes sure the (empty) raw table exists."""
 
     @dlt.resource(
         name=list_name,
@@ -115,7 +119,7 @@ def stripe_list_resource(
         cursors = dlt.current.resource_state().setdefault("created_cursor", {})
         params: dict[str, Any] = dict(STRIPE_LISTS[list_name])
         previous = cursors.get(account_id)
-        if previous is not None:
+        if previous is not None and not from_start:
             # Re-read the boundary second: objects created in it after the last run.
             params["created[gte]"] = previous
         progress: dict[str, int] = {"max_created": previous or 0}
@@ -129,9 +133,16 @@ def stripe_list_resource(
 
 @dlt.source(name="stripe", max_table_nesting=0)
 def stripe_source(
-    api_factory: Callable[[], StripeApi], lists: tuple[str, ...] = tuple(STRIPE_LISTS)
+    api_factory: Callable[[], StripeApi],
+    lists: tuple[str, ...] = tuple(STRIPE_LISTS),
+    from_start: bool = False,
 ) -> Any:
     """One raw table per Stripe list. The lists in `lists` are read through the API that
     `api_factory` builds (lazily: no request is made until the pipeline runs); the others
-    are kept as empty tables, so the models build whatever a key may read."""
-    return [stripe_list_resource(name, api_factory, read=name in lists) for name in STRIPE_LISTS]
+    are kept as empty tables, so the models build whatever a key may read. `from_start`
+    reads every list in full, for servers without `created` filters or to re-read after
+    trouble; the merge keeps nothing twice."""
+    return [
+        stripe_list_resource(name, api_factory, read=name in lists, from_start=from_start)
+        for name in STRIPE_LISTS
+    ]

@@ -75,7 +75,9 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     try:
         yield from dlt.run(
             context=context,
-            dlt_source=stripe_source(lambda: api, lists=settings.lists),
+            dlt_source=stripe_source(
+                lambda: api, lists=settings.lists, from_start=settings.full_refresh
+            ),
             dlt_pipeline=stripe_pipeline(),
             loader_file_format=LOADER_FILE_FORMAT,
         )

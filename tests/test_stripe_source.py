@@ -1,0 +1,84 @@
+"""The Stripe dlt source on its own: list selection, empty tables, cursors, full re-reads."""
+
+from __future__ import annotations
+
+import duckdb
+import httpx
+import pytest
+
+from ingestion.pipelines import LOADER_FILE_FORMAT, stripe_pipeline
+from ingestion.settings import Secret
+from ingestion.stripe_api import StripeApi, StripeApiError
+from ingestion.stripe_source import STRIPE_LISTS, stripe_source
+from sandbox.server import SANDBOX_API_KEY
+
+
+def counting_api(url: str, calls: list[httpx.Request]) -> StripeApi:
+    def record(request: httpx.Request) -> None:
+        calls.append(request)
+
+    api = StripeApi(Secret(SANDBOX_API_KEY), url)
+    api._client.event_hooks["request"].append(record)
+    return api
+
+
+def raw_counts(database) -> dict[str, int]:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return {
+            name: con.execute(f"select count(*) from raw_stripe.{name}").fetchone()[0]
+            for name in STRIPE_LISTS
+        }
+    finally:
+        con.close()
+
+
+def load(tmp_path, sandbox, calls, **source_args):
+    api = counting_api(sandbox.url, calls)
+    pipeline = stripe_pipeline(tmp_path / "w.duckdb", tmp_path / "dlt")
+    pipeline.run(stripe_source(lambda: api, **source_args), loader_file_format=LOADER_FILE_FORMAT)
+
+
+def test_lists_not_read_are_kept_as_empty_tables(tmp_path, sandbox, truth):
+    calls: list[httpx.Request] = []
+    load(tmp_path, sandbox, calls, lists=("customers",))
+    counts = raw_counts(tmp_path / "w.duckdb")
+    assert counts["customers"] == truth["counts"]["customers"]
+    assert all(n == 0 for name, n in counts.items() if name != "customers")
+    assert {c.url.path for c in calls} == {"/v1/account", "/v1/customers"}
+
+
+def test_incremental_runs_read_from_the_cursor_and_full_refresh_from_the_start(
+    tmp_path, sandbox, truth
+):
+    first: list[httpx.Request] = []
+    load(tmp_path, sandbox, first, lists=("charges",))
+    again: list[httpx.Request] = []
+    load(tmp_path, sandbox, again, lists=("charges",))
+    pages = [c for c in again if c.url.path == "/v1/charges"]
+    assert len(pages) == 1 and "created[gte]" in pages[0].url.params
+    everything: list[httpx.Request] = []
+    load(tmp_path, sandbox, everything, lists=("charges",), from_start=True)
+    pages = [c for c in everything if c.url.path == "/v1/charges"]
+    assert len(pages) == len([c for c in first if c.url.path == "/v1/charges"]) > 1
+    assert all("created[gte]" not in c.url.params for c in pages)
+    assert raw_counts(tmp_path / "w.duckdb")["charges"] == truth["counts"]["charges"]
+
+
+def _no_account_endpoint(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/v1/account":
+        return httpx.Response(404, json={"error": {"type": "invalid_request_error"}})
+    return httpx.Response(200, json={"object": "list", "data": [], "has_more": False})
+
+
+def test_a_server_without_v1_account_needs_stripe_account_id():
+    api = StripeApi(
+        Secret("sk_test_x"), "http://fake", transport=httpx.MockTransport(_no_account_endpoint)
+    )
+    with pytest.raises(StripeApiError, match="STRIPE_ACCOUNT_ID"):
+        api.account()
+    api = StripeApi(
+        Secret("sk_test_x"), "http://fake", account_id="acct_local",
+        transport=httpx.MockTransport(_no_account_endpoint),
+    )  # fmt: skip
+    assert api.account_id == "acct_local"
