@@ -7,16 +7,26 @@ from pathlib import Path
 import dlt
 
 from ingestion.settings import pipelines_dir
-from warehouse import RAW_CAREPORTALS_SCHEMA, RAW_STRIPE_SCHEMA, duckdb_path
+from warehouse import RAW_CAREPORTALS_SCHEMA, RAW_STRIPE_SCHEMA, duckdb_path, memory_limit
 
 # Parquet skips dlt's INSERT-statement loader, which is slow and memory-hungry at scale.
 LOADER_FILE_FORMAT = "parquet"
 
 
+def _destination(database: Path | None) -> dlt.destinations.duckdb:
+    return dlt.destinations.duckdb(
+        credentials={
+            "database": str(database or duckdb_path()),
+            # The merge of a large load otherwise takes most of the machine's memory.
+            "global_config": {"memory_limit": memory_limit()},
+        }
+    )
+
+
 def stripe_pipeline(database: Path | None = None, working_dir: Path | None = None) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name="stripe",
-        destination=dlt.destinations.duckdb(str(database or duckdb_path())),
+        destination=_destination(database),
         dataset_name=RAW_STRIPE_SCHEMA,
         pipelines_dir=str(working_dir or pipelines_dir()),
     )
@@ -27,7 +37,7 @@ def careportals_pipeline(
 ) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name="careportals",
-        destination=dlt.destinations.duckdb(str(database or duckdb_path())),
+        destination=_destination(database),
         dataset_name=RAW_CAREPORTALS_SCHEMA,
         pipelines_dir=str(working_dir or pipelines_dir()),
     )

@@ -24,6 +24,11 @@ class WarehouseLockedError(RuntimeError):
     """Another process holds the DuckDB file for writing."""
 
 
+def memory_limit() -> str:
+    """DuckDB's memory cap for loads (`DUCKDB_MEMORY_LIMIT`); past it DuckDB spills to disk."""
+    return os.environ.get("DUCKDB_MEMORY_LIMIT", "512MB")
+
+
 def duckdb_path() -> Path:
     """The warehouse file: `DUCKDB_PATH`, or warehouse/stripe.duckdb in the project."""
     return Path(os.environ.get("DUCKDB_PATH") or DEFAULT_DUCKDB_PATH).expanduser().resolve()
