@@ -116,10 +116,20 @@ if not dbt_project.manifest_path.exists():
     dbt_project.preparer.prepare(dbt_project)
 
 
+class ModelTranslator(DagsterDbtTranslator):
+    """dbt models grouped by layer (staging, marts, reference) as their schemas are named."""
+
+    def get_asset_spec(self, manifest, unique_id, project):
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or {}
+        schema = node.get("config", {}).get("schema")
+        return spec.replace_attributes(group_name=schema) if schema else spec
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    dagster_dbt_translator=DagsterDbtTranslator(
+    dagster_dbt_translator=ModelTranslator(
         settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
     ),
     pool=DUCKDB_POOL,

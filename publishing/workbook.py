@@ -53,6 +53,10 @@ class WorkbookPublisher:
         os.close(fd)
         try:
             book.save(tmp)
+            # mkstemp makes the file private; the published workbook is for its readers.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -19,6 +19,7 @@ def test_asset_graph_runs_from_raw_tables_through_dbt_to_the_sink():
     } <= keys
     charges_deps = graph.get(dg.AssetKey(["staging", "stg_stripe__charges"])).parent_keys
     assert dg.AssetKey(["stripe", "charges"]) in charges_deps
+    assert graph.get(dg.AssetKey(["marts", "fct_charges"])).group_name == "marts"
     sink_deps = graph.get(dg.AssetKey("published_marts")).parent_keys
     assert dg.AssetKey(["marts", "fct_charges"]) in sink_deps
 

@@ -96,6 +96,7 @@ def test_charge_mart_outcomes_equal_ground_truth(loaded, truth):
 
 def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
     workdir, _ = loaded
+    assert (workdir / "marts.xlsx").stat().st_mode & 0o044, "readable by others, as umask allows"
     book = load_workbook(workdir / "marts.xlsx", read_only=True)
     assert book.sheetnames == ["Charges", "Refunds", "Revenue daily"]
     assert sum(1 for _ in book["Charges"].iter_rows()) == truth["counts"]["charges"] + 1
