@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.settings import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # mart (table in the marts schema) -> tab name
 DEFAULT_TABS = (

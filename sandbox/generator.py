@@ -179,11 +179,13 @@ class _Story:
 
     @staticmethod
     def processing_fee(currency: str, settled: int, card_country: str) -> int:
-        settle_currency, _, rate = _Story.settlement(currency, 0)
+        """Stripe's fee on a charge, in the settlement currency's minor units."""
+        converted = currency not in catalog.SETTLEMENT_CURRENCIES
+        settle_currency = "usd" if converted else currency
         bps = catalog.FEE_PERCENT_BPS[settle_currency]
         if card_country != catalog.ACCOUNT_COUNTRY:
             bps += catalog.INTERNATIONAL_CARD_BPS
-        if rate is not None:
+        if converted:
             bps += catalog.CURRENCY_CONVERSION_BPS
         return _round_half_up(settled * bps / 10_000) + catalog.FEE_FIXED_MINOR[settle_currency]
 

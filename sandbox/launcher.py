@@ -18,6 +18,14 @@ class SandboxError(RuntimeError):
     pass
 
 
+def _serve_command(settings: SandboxSettings) -> list[str]:
+    return [
+        sys.executable, "-m", "sandbox", "serve", "--seed", str(settings.seed),
+        "--charges", str(settings.charges), "--port", str(settings.port),
+        "--data-dir", str(settings.data_dir),
+    ]  # fmt: skip
+
+
 def _health(url: str) -> dict | None:
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
@@ -39,11 +47,8 @@ def ensure_running(settings: SandboxSettings, timeout: float = 120.0) -> str:
         log_path = settings.data_dir / "server.log"
         with open(log_path, "ab") as log:
             subprocess.Popen(
-                [sys.executable, "-m", "sandbox", "serve", "--seed", str(settings.seed),
-                 "--charges", str(settings.charges), "--port", str(settings.port),
-                 "--data-dir", str(settings.data_dir)],
-                cwd=PROJECT_ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                _serve_command(settings), cwd=PROJECT_ROOT, stdout=log, stderr=log,
+                stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while health is None:
@@ -78,11 +83,8 @@ def start_for_run(settings: SandboxSettings):
         return None
     ensure_dataset(settings.data_dir, settings.seed, settings.charges)
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "serve", "--seed", str(settings.seed),
-         "--charges", str(settings.charges), "--port", str(settings.port),
-         "--data-dir", str(settings.data_dir)],
-        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
+        _serve_command(settings), cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while _health(url) is None:
