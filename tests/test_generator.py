@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,28 @@ def test_objects_carry_stripes_full_field_set(dataset: Path, resource: str, list
         generated = json.loads(f.readline())
     # Stripe's example charge still shows the legacy `source` object; everything else matches.
     assert set(example) <= set(generated), set(example) - set(generated)
+
+
+def test_the_orders_export_and_charges_hold_every_reconciliation_case(dataset: Path):
+    with open(dataset / "careportals_orders.csv", newline="") as f:
+        orders = {row["order_id"]: row for row in csv.DictReader(f)}
+    charges = read_objects(dataset, "charges")
+    paid = [c for c in charges if c["captured"]]
+    by_order: dict[str, list[dict]] = {}
+    for c in paid:
+        by_order.setdefault(c["metadata"].get("resourceId"), []).append(c)
+
+    def total_minor(order: dict) -> int:
+        exponent = catalog.CURRENCY_EXPONENT[order["currency"].lower()]
+        return round(Decimal(order["total"]) * 10**exponent)
+
+    assert any(order_id not in by_order for order_id in orders), "an order never paid"
+    assert any(oid and oid not in orders for oid in by_order), "a charge with an unknown order"
+    assert None in by_order, "a charge with no order"
+    assert any(oid in orders and len(cs) == 2 for oid, cs in by_order.items()), "paid in two"
+    assert any(
+        oid in orders and len(cs) == 1 and cs[0]["amount"] != total_minor(orders[oid])
+        for oid, cs in by_order.items()
+    ), "an amount mismatch"
+    assert {o["currency"] for o in orders.values()} >= {"USD", "JPY"}
+    assert all(o["product"] and o["category"] for o in orders.values())
