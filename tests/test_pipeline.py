@@ -151,3 +151,14 @@ def test_a_missing_orders_file_is_a_clear_error(pipeline_env, tmp_path):
     )
     assert not result.success
     assert "Orders file not found" in failure_messages(result)
+
+
+def test_the_fee_schedule_estimates_every_sandbox_fee_exactly(loaded):
+    workdir, _ = loaded
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    captured, mismatched, estimated = con.execute(
+        "select count(*), count(*) filter (where estimated_fee_minor != fee_minor), "
+        "count(estimated_fee_minor) from marts.fct_charges where captured"
+    ).fetchone()
+    con.close()
+    assert captured > 0 and estimated == captured and mismatched == 0

@@ -15,6 +15,14 @@ charge_balance as (
     where type in ('charge', 'payment')
 ),
 
+categories as (
+    select * from {{ ref('int_charges_categorised') }}
+),
+
+estimated_fees as (
+    select * from {{ ref('int_charges_fees_estimated') }}
+),
+
 refunds_per_charge as (
     select
         account_id,
@@ -61,11 +69,16 @@ final as (
         charge_balance.amount_minor as settlement_amount_minor,
         charge_balance.fee_minor,
         charge_balance.stripe_fee_minor,
+        charge_balance.application_fee_minor,
+        charge_balance.tax_fee_minor,
+        estimated_fees.estimated_fee_minor,
+        charge_balance.fee_minor - estimated_fees.estimated_fee_minor as fee_estimate_error_minor,
         charge_balance.net_minor,
         charge_balance.amount as settlement_amount,
         charge_balance.fee,
         charge_balance.net,
-        coalesce(charges.metadata_category, orders.category, 'uncategorized') as category,
+        categories.category,
+        categories.category_source,
         charges.payment_method_type,
         charges.card_brand,
         charges.card_funding,
@@ -81,6 +94,14 @@ final as (
         on
             charges.account_id = charge_balance.account_id
             and charges.balance_transaction_id = charge_balance.balance_transaction_id
+    left join categories
+        on
+            charges.account_id = categories.account_id
+            and charges.charge_id = categories.charge_id
+    left join estimated_fees
+        on
+            charges.account_id = estimated_fees.account_id
+            and charges.charge_id = estimated_fees.charge_id
     left join refunds_per_charge
         on
             charges.account_id = refunds_per_charge.account_id
