@@ -13,6 +13,8 @@ DEFAULT_TABS = (
     ("fct_charges", "Charges"),
     ("fct_refunds", "Refunds"),
     ("revenue_daily", "Revenue daily"),
+    ("revenue_monthly", "Revenue monthly"),
+    ("fct_disputes", "Disputes"),
 )
 
 

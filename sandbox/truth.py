@@ -6,6 +6,7 @@ independently of the pipeline's SQL.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from typing import Any
 
@@ -14,6 +15,40 @@ from sandbox.generator import OBJECT_TYPES, Dataset
 
 def _money() -> dict[str, int]:
     return {"gross": 0, "refunds": 0, "disputes": 0, "fees": 0, "net": 0}
+
+
+def _month(unix_seconds: int) -> str:
+    return dt.datetime.fromtimestamp(unix_seconds, dt.UTC).strftime("%Y-%m")
+
+
+def monthly_settlement(data: Dataset) -> dict[str, dict[str, dict[str, int]]]:
+    """Per settlement currency and UTC month: gross, refunds in the period view (the refund's
+    month) and the cohort view (the refunded charge's month), disputes, fees and net."""
+    charge_created = {c["id"]: c["created"] for c in data.objects["charges"]}
+    refund_charge = {r["id"]: r["charge"] for r in data.objects["refunds"]}
+    months: dict[str, dict[str, dict[str, int]]] = defaultdict(
+        lambda: defaultdict(
+            lambda: dict.fromkeys(
+                ("gross", "refunds_period", "refunds_cohort", "disputes", "fees", "net"), 0
+            )
+        )
+    )
+    for txn in data.objects["balance_transactions"]:
+        month = months[txn["currency"]][_month(txn["created"])]
+        if txn["type"] == "charge":
+            month["gross"] += txn["amount"]
+        elif txn["type"] == "refund":
+            month["refunds_period"] -= txn["amount"]
+            charge_month = _month(charge_created[refund_charge[txn["source"]]])
+            months[txn["currency"]][charge_month]["refunds_cohort"] -= txn["amount"]
+        elif txn["reporting_category"] in ("dispute", "dispute_reversal"):
+            month["disputes"] -= txn["amount"]
+        month["fees"] += txn["fee"]
+        month["net"] += txn["net"]
+    return {
+        currency: {m: dict(v) for m, v in sorted(by_month.items())}
+        for currency, by_month in sorted(months.items())
+    }
 
 
 def ground_truth(data: Dataset) -> dict[str, Any]:
@@ -62,5 +97,6 @@ def ground_truth(data: Dataset) -> dict[str, Any]:
         "account_id": data.account["id"],
         "counts": counts,
         "settlement": dict(sorted(settlement.items())),
+        "settlement_monthly": monthly_settlement(data),
         "presentment": dict(sorted(presentment.items())),
     }

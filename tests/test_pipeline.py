@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from openpyxl import load_workbook
 
-from tests.conftest import set_pipeline_env
+from tests.conftest import read_objects, set_pipeline_env
 
 
 def run_pipeline():
@@ -98,7 +98,13 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
     workdir, _ = loaded
     assert (workdir / "marts.xlsx").stat().st_mode & 0o044, "readable by others, as umask allows"
     book = load_workbook(workdir / "marts.xlsx", read_only=True)
-    assert book.sheetnames == ["Charges", "Refunds", "Revenue daily"]
+    assert book.sheetnames == [
+        "Charges",
+        "Refunds",
+        "Revenue daily",
+        "Revenue monthly",
+        "Disputes",
+    ]
     assert sum(1 for _ in book["Charges"].iter_rows()) == truth["counts"]["charges"] + 1
     assert sum(1 for _ in book["Refunds"].iter_rows()) == truth["counts"]["refunds"] + 1
     header = next(book["Charges"].iter_rows(max_row=1, values_only=True))
@@ -162,3 +168,50 @@ def test_the_fee_schedule_estimates_every_sandbox_fee_exactly(loaded):
     ).fetchone()
     con.close()
     assert captured > 0 and estimated == captured and mismatched == 0
+
+
+def test_monthly_revenue_equals_ground_truth_in_both_refund_views(loaded, truth):
+    workdir, _ = loaded
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    rows = con.execute(
+        "select currency, strftime(revenue_month, '%Y-%m'), gross_minor, refunds_period_minor, "
+        "refunds_cohort_minor, disputes_minor, fees_minor, net_minor from marts.revenue_monthly"
+    ).fetchall()
+    con.close()
+    got = {
+        (currency, month): dict(
+            zip(
+                ("gross", "refunds_period", "refunds_cohort", "disputes", "fees", "net"),
+                values,
+                strict=True,
+            )
+        )
+        for currency, month, *values in rows
+    }
+    expected = {
+        (currency, month): values
+        for currency, months in truth["settlement_monthly"].items()
+        for month, values in months.items()
+    }
+    assert got == expected
+
+
+def test_the_charge_disputed_twice_shows_once_with_both_disputes(loaded, dataset):
+    workdir, _ = loaded
+    disputes = read_objects(dataset, "disputes")
+    per_charge: dict[str, list[dict]] = {}
+    for d in disputes:
+        per_charge.setdefault(d["charge"], []).append(d)
+    twice = next(charge for charge, ds in per_charge.items() if len(ds) == 2)
+    latest = max(per_charge[twice], key=lambda d: d["created"])
+    fees = sum(t["fee"] for d in per_charge[twice] for t in d["balance_transactions"])
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    row = con.execute(
+        "select count(*) over (), latest_dispute_id, dispute_count, dispute_fees_minor "
+        "from marts.fct_disputes where charge_id = ?",
+        [twice],
+    ).fetchone()
+    total = con.execute("select count(*) from marts.fct_disputes").fetchone()[0]
+    con.close()
+    assert row == (1, latest["id"], 2, fees)
+    assert total == len(per_charge)

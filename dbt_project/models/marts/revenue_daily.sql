@@ -15,27 +15,43 @@ currencies as (
     select * from {{ ref('currency_exponents') }}
 ),
 
+estimated_fees as (
+    select * from {{ ref('int_charges_fees_estimated') }}
+),
+
 daily as (
     select
-        account_id,
-        {{ utc_date('created_at') }} as revenue_date,
-        currency,
-        sum(case when type in ('charge', 'payment') then amount_minor else 0 end)
+        balance.account_id,
+        {{ utc_date('balance.created_at') }} as revenue_date,
+        balance.currency,
+        sum(case when balance.type in ('charge', 'payment') then balance.amount_minor else 0 end)
             as gross_minor,
-        -sum(case when type in ('refund', 'payment_refund') then amount_minor else 0 end)
-            as refunds_minor,
         -sum(
             case
-                when reporting_category in ('dispute', 'dispute_reversal') then amount_minor
+                when balance.type in ('refund', 'payment_refund') then balance.amount_minor
+                else 0
+            end
+        ) as refunds_minor,
+        -sum(
+            case
+                when balance.reporting_category in ('dispute', 'dispute_reversal')
+                    then balance.amount_minor
                 else 0
             end
         ) as disputes_minor,
-        sum(fee_minor) as fees_minor,
-        sum(net_minor) as net_minor,
-        sum(case when type in ('charge', 'payment') then 1 else 0 end) as charge_count,
-        sum(case when type in ('refund', 'payment_refund') then 1 else 0 end) as refund_count
+        sum(balance.fee_minor) as fees_minor,
+        sum(estimated_fees.estimated_fee_minor) as estimated_fees_minor,
+        sum(balance.net_minor) as net_minor,
+        sum(case when balance.type in ('charge', 'payment') then 1 else 0 end) as charge_count,
+        sum(case when balance.type in ('refund', 'payment_refund') then 1 else 0 end)
+            as refund_count
     from balance
-    group by account_id, {{ utc_date('created_at') }}, currency
+    left join estimated_fees
+        on
+            balance.account_id = estimated_fees.account_id
+            and balance.source_id = estimated_fees.charge_id
+            and balance.type in ('charge', 'payment')
+    group by balance.account_id, {{ utc_date('balance.created_at') }}, balance.currency
 ),
 
 final as (
@@ -47,6 +63,7 @@ final as (
         daily.refunds_minor,
         daily.disputes_minor,
         daily.fees_minor,
+        daily.estimated_fees_minor,
         daily.net_minor,
         {{ to_major_units('daily.gross_minor') }} as gross,
         {{ to_major_units('daily.refunds_minor') }} as refunds,
