@@ -15,6 +15,7 @@ DEFAULT_TABS = (
     ("revenue_daily", "Revenue daily"),
     ("revenue_monthly", "Revenue monthly"),
     ("fct_disputes", "Disputes"),
+    ("payments_monthly", "Payments monthly"),
 )
 
 

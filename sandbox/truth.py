@@ -89,6 +89,16 @@ def ground_truth(data: Dataset) -> dict[str, Any]:
             presentment[re["currency"]]["refunds"] += 1
             presentment[re["currency"]]["refunded"] += re["amount"]
 
+    payments: dict[str, dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(("succeeded", "failed", "uncaptured", "processed"), 0)
+    )
+    outcome = {"succeeded": "succeeded", "requires_payment_method": "failed",
+               "requires_capture": "uncaptured"}  # fmt: skip
+    for pi in data.objects["payment_intents"]:
+        totals = payments[pi["currency"]]
+        totals[outcome[pi["status"]]] += 1
+        totals["processed"] += pi["amount_received"]
+
     counts = {name: len(data.objects[name]) for name in OBJECT_TYPES}
     counts["orders"] = len(data.orders)
     return {
@@ -99,4 +109,5 @@ def ground_truth(data: Dataset) -> dict[str, Any]:
         "settlement": dict(sorted(settlement.items())),
         "settlement_monthly": monthly_settlement(data),
         "presentment": dict(sorted(presentment.items())),
+        "payments": dict(sorted(payments.items())),
     }

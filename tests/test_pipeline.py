@@ -104,6 +104,7 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
         "Revenue daily",
         "Revenue monthly",
         "Disputes",
+        "Payments monthly",
     ]
     assert sum(1 for _ in book["Charges"].iter_rows()) == truth["counts"]["charges"] + 1
     assert sum(1 for _ in book["Refunds"].iter_rows()) == truth["counts"]["refunds"] + 1
@@ -215,3 +216,21 @@ def test_the_charge_disputed_twice_shows_once_with_both_disputes(loaded, dataset
     con.close()
     assert row == (1, latest["id"], 2, fees)
     assert total == len(per_charge)
+
+
+def test_payments_at_intent_grain_equal_ground_truth(loaded, truth):
+    workdir, _ = loaded
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    rows = con.execute(
+        "select currency, sum(succeeded_count), sum(failed_count), sum(uncaptured_count), "
+        "sum(processed_minor) from marts.payments_monthly group by currency"
+    ).fetchall()
+    attempts = con.execute("select sum(attempt_count) from marts.payments_monthly").fetchone()[0]
+    con.close()
+    got = {
+        currency: dict(zip(("succeeded", "failed", "uncaptured", "processed"), v, strict=True))
+        for currency, *v in rows
+    }
+    assert got == truth["payments"]
+    charges_with_intent = truth["counts"]["charges"]  # every sandbox charge has an intent
+    assert attempts == charges_with_intent

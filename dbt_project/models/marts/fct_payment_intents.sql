@@ -1,0 +1,78 @@
+{#- One row per payment intent: a customer's payment, whatever number of charge attempts it
+    took. Its outcome: succeeded, uncaptured (authorised, not captured: its own bucket, not
+    a failure), failed (no successful attempt and waiting for another payment method),
+    canceled, or in_progress. -#}
+with
+
+intents as (
+    select * from {{ ref('stg_stripe__payment_intents') }}
+),
+
+charges as (
+    select * from {{ ref('stg_stripe__charges') }}
+),
+
+attempts as (
+    select
+        account_id,
+        payment_intent_id,
+        count(*) as attempt_count,
+        sum(case when status = 'failed' then 1 else 0 end) as failed_attempt_count,
+        max(created_at) as last_attempt_at
+    from charges
+    where payment_intent_id is not null
+    group by account_id, payment_intent_id
+),
+
+last_failure as (
+    select
+        account_id,
+        payment_intent_id,
+        failure_code,
+        decline_code,
+        row_number() over (
+            partition by account_id, payment_intent_id order by created_at desc, charge_id desc
+        ) as recency
+    from charges
+    where status = 'failed' and payment_intent_id is not null
+),
+
+final as (
+    select
+        intents.account_id,
+        intents.payment_intent_id,
+        intents.created_at,
+        intents.status,
+        case
+            when intents.status = 'succeeded' then 'succeeded'
+            when intents.status = 'requires_capture' then 'uncaptured'
+            when intents.status = 'canceled' then 'canceled'
+            when
+                intents.status = 'requires_payment_method'
+                and coalesce(attempts.failed_attempt_count, 0) > 0
+                then 'failed'
+            else 'in_progress'
+        end as outcome,
+        intents.currency,
+        intents.amount_minor,
+        intents.amount,
+        intents.amount_received_minor,
+        intents.customer_id,
+        intents.order_id,
+        coalesce(attempts.attempt_count, 0) as attempt_count,
+        coalesce(attempts.failed_attempt_count, 0) as failed_attempt_count,
+        coalesce(intents.last_error_code, last_failure.failure_code) as last_failure_code,
+        coalesce(intents.last_decline_code, last_failure.decline_code) as last_decline_code
+    from intents
+    left join attempts
+        on
+            intents.account_id = attempts.account_id
+            and intents.payment_intent_id = attempts.payment_intent_id
+    left join last_failure
+        on
+            intents.account_id = last_failure.account_id
+            and intents.payment_intent_id = last_failure.payment_intent_id
+            and last_failure.recency = 1
+)
+
+select * from final
