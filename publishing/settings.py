@@ -16,6 +16,7 @@ DEFAULT_TABS = (
     ("revenue_monthly", "Revenue monthly"),
     ("fct_disputes", "Disputes"),
     ("payments_monthly", "Payments monthly"),
+    ("order_reconciliation", "Order reconciliation"),
 )
 
 

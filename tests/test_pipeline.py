@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -9,6 +12,7 @@ import duckdb
 import pytest
 from openpyxl import load_workbook
 
+from sandbox import catalog
 from tests.conftest import read_objects, set_pipeline_env
 
 
@@ -105,6 +109,7 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
         "Revenue monthly",
         "Disputes",
         "Payments monthly",
+        "Order reconciliation",
     ]
     assert sum(1 for _ in book["Charges"].iter_rows()) == truth["counts"]["charges"] + 1
     assert sum(1 for _ in book["Refunds"].iter_rows()) == truth["counts"]["refunds"] + 1
@@ -234,3 +239,63 @@ def test_payments_at_intent_grain_equal_ground_truth(loaded, truth):
     assert got == truth["payments"]
     charges_with_intent = truth["counts"]["charges"]  # every sandbox charge has an intent
     assert attempts == charges_with_intent
+
+
+def expected_reconciliation(dataset: Path) -> Counter:
+    """Order reconciliation computed from the orders export and the generated charges."""
+    with open(dataset / "careportals_orders.csv", newline="") as f:
+        orders = {row["order_id"]: row for row in csv.DictReader(f)}
+    charges = [c for c in read_objects(dataset, "charges") if c["status"] != "failed"]
+    statuses: Counter = Counter()
+    for order_id, order in orders.items():
+        mine = [c for c in charges if c["metadata"].get("resourceId") == order_id]
+        captured = [c for c in mine if c["captured"]]
+        currency = order["currency"].lower()
+        exponent = catalog.CURRENCY_EXPONENT[currency]
+        total = round(Decimal(order["total"]) * 10**exponent)
+        paid = sum(c["amount"] for c in captured)
+        refunded = sum(c["amount_refunded"] for c in captured)
+        if not captured:
+            status = "authorized_only" if mine else "unpaid"
+        elif {c["currency"] for c in captured} != {currency} or paid != total:
+            status = "amount_mismatch"
+        elif len(captured) > 1:
+            status = "paid_in_several_charges"
+        else:
+            status = "paid_in_full"
+        state = (
+            "none"
+            if not refunded
+            else "refunded_in_full"
+            if refunded >= paid
+            else "refunded_in_part"
+        )
+        statuses[(status, state)] += 1
+    for c in charges:
+        order_id = c["metadata"].get("resourceId")
+        if c["captured"] and order_id not in orders:
+            status = "charge_without_order" if not order_id else "charge_with_unknown_order"
+            refunded = c["amount_refunded"]
+            state = (
+                "none" if not refunded
+                else "refunded_in_full" if refunded >= c["amount"] else "refunded_in_part"
+            )  # fmt: skip
+            statuses[(status, state)] += 1
+    return statuses
+
+
+def test_order_reconciliation_equals_an_independent_reckoning(loaded, dataset):
+    workdir, _ = loaded
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    rows = con.execute(
+        "select reconciliation_status, refund_state, count(*) "
+        "from marts.order_reconciliation group by all"
+    ).fetchall()
+    con.close()
+    got = Counter({(status, state): n for status, state, n in rows})
+    expected = expected_reconciliation(dataset)
+    assert got == expected
+    assert {status for status, _ in expected} == {
+        "paid_in_full", "paid_in_several_charges", "amount_mismatch", "authorized_only",
+        "unpaid", "charge_without_order", "charge_with_unknown_order",
+    }  # fmt: skip
