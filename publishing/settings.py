@@ -10,8 +10,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # mart (table in the marts schema) -> tab name
 DEFAULT_TABS = (
-    ("fct_charges", "Charges"),
-    ("fct_refunds", "Refunds"),
+    ("careportals_charges_export", "Charges"),
+    ("careportals_refunds_export", "Refunds"),
     ("revenue_daily", "Revenue daily"),
     ("revenue_monthly", "Revenue monthly"),
     ("fct_disputes", "Disputes"),
