@@ -9,7 +9,8 @@ final as (
     select
         charge_id,
         amount,
-        created_at as datetime,  -- noqa: RF04 (the CarePortals exporter's column name)
+        -- `datetime` is the CarePortals exporter's column name, keyword or not.
+        created_at as datetime,  -- noqa: RF04
         order_id as metadata_resource_id,
         customer_id,
         email,

@@ -10,7 +10,8 @@ final as (
         refund_id,
         charge_id,
         amount,
-        created_at as datetime,  -- noqa: RF04 (the CarePortals exporter's column name)
+        -- `datetime` is the CarePortals exporter's column name, keyword or not.
+        created_at as datetime,  -- noqa: RF04
         reason,
         status,
         order_id as metadata_resource_id
