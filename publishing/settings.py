@@ -15,6 +15,7 @@ DEFAULT_TABS = (
     ("revenue_daily", "Revenue daily"),
     ("revenue_monthly", "Revenue monthly"),
     ("fct_disputes", "Disputes"),
+    ("refund_metrics_monthly", "Refund metrics"),
     ("payments_monthly", "Payments monthly"),
     ("order_reconciliation", "Order reconciliation"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -108,6 +109,7 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
         "Revenue daily",
         "Revenue monthly",
         "Disputes",
+        "Refund metrics",
         "Payments monthly",
         "Order reconciliation",
     ]
@@ -307,3 +309,28 @@ def test_order_reconciliation_equals_an_independent_reckoning(loaded, dataset):
         "paid_in_full", "paid_in_several_charges", "amount_mismatch", "authorized_only",
         "unpaid", "charge_without_order", "charge_with_unknown_order",
     }  # fmt: skip
+
+
+def test_refund_metrics_equal_ground_truth_in_total_and_per_cohort_month(loaded, truth, dataset):
+    workdir, _ = loaded
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    totals = con.execute(
+        "select currency, sum(gross_minor), sum(period_refunded_minor), sum(refund_count) "
+        "from marts.refund_metrics_monthly group by currency"
+    ).fetchall()
+    cohorts = con.execute(
+        "select currency, strftime(metric_month, '%Y-%m'), cohort_refunded_minor, "
+        "cohort_refunded_charge_count from marts.refund_metrics_monthly "
+        "where cohort_refunded_minor > 0"
+    ).fetchall()
+    con.close()
+    assert {c: tuple(v) for c, *v in totals} == {
+        c: (t["gross"], t["refunded"], t["refunds"]) for c, t in truth["presentment"].items()
+    }
+    expected: dict = {}
+    for ch in read_objects(dataset, "charges"):
+        if ch["captured"] and ch["amount_refunded"]:
+            month = dt.datetime.fromtimestamp(ch["created"], dt.UTC).strftime("%Y-%m")
+            amount, count = expected.get((ch["currency"], month), (0, 0))
+            expected[(ch["currency"], month)] = (amount + ch["amount_refunded"], count + 1)
+    assert {(c, m): (a, n) for c, m, a, n in cohorts} == expected
