@@ -17,6 +17,7 @@ DEFAULT_TABS = (
     ("fct_disputes", "Disputes"),
     ("refund_metrics_monthly", "Refund metrics"),
     ("payments_monthly", "Payments monthly"),
+    ("mrr_monthly", "MRR monthly"),
     ("order_reconciliation", "Order reconciliation"),
 )
 

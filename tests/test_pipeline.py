@@ -111,6 +111,7 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
         "Disputes",
         "Refund metrics",
         "Payments monthly",
+        "MRR monthly",
         "Order reconciliation",
     ]
     assert sum(1 for _ in book["Charges"].iter_rows()) == truth["counts"]["charges"] + 1
@@ -334,3 +335,40 @@ def test_refund_metrics_equal_ground_truth_in_total_and_per_cohort_month(loaded,
             amount, count = expected.get((ch["currency"], month), (0, 0))
             expected[(ch["currency"], month)] = (amount + ch["amount_refunded"], count + 1)
     assert {(c, m): (a, n) for c, m, a, n in cohorts} == expected
+
+
+def test_mrr_at_the_sandboxs_last_month_end_equals_an_independent_reckoning(loaded, dataset):
+    """MRR of October 2026, measured at 2026-11-01T00:00Z (the sandbox's now)."""
+    workdir, _ = loaded
+    measured_at = 1_793_491_200
+    per_month = {"month": Decimal(1), "year": Decimal(1) / 12}
+    expected: dict[str, Decimal] = {}
+    for sub in read_objects(dataset, "subscriptions"):
+        if sub["status"] not in ("active", "past_due", "canceled", "trialing"):
+            continue
+        starts = sub["start_date"]
+        if sub["trial_end"] and sub["trial_end"] > starts:
+            starts = sub["trial_end"]
+        ends = sub["ended_at"] or sub["canceled_at"]
+        if not (starts < measured_at and (ends is None or measured_at <= ends)):
+            continue
+        for item in sub["items"]["data"]:
+            price = item["price"]
+            monthly = (
+                price["unit_amount"]
+                * item["quantity"]
+                * per_month[price["recurring"]["interval"]]
+                / price["recurring"]["interval_count"]
+            )
+            expected[sub["currency"]] = expected.get(sub["currency"], 0) + monthly.quantize(
+                Decimal("0.0001")
+            )
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    got = dict(
+        con.execute(
+            "select currency, mrr_minor from marts.mrr_monthly "
+            "where mrr_month = date '2026-10-01' and mrr_minor > 0"
+        ).fetchall()
+    )
+    con.close()
+    assert expected and got == expected

@@ -24,3 +24,23 @@
 {% macro duckdb__utc_date(column) -%}
     cast(timezone('UTC', {{ column }}) as date)
 {%- endmacro %}
+
+{#- First days of the months from the month of `start_expr` to the month of the `mrr_as_of`
+    var (a date; default today). -#}
+{% macro month_starts(start_expr) -%}
+    {{ return(adapter.dispatch('month_starts', 'stripe_elt')(start_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__month_starts(start_expr) -%}
+    select cast(month_start as date) as month_start
+    from range(
+        date_trunc('month', ({{ start_expr }})),
+        date_trunc('month', {{ as_of_date() }}) + interval 1 month,
+        interval 1 month
+    ) as months (month_start)
+{%- endmacro %}
+
+{#- The date metrics are measured at: the `mrr_as_of` var, or today. -#}
+{% macro as_of_date() -%}
+    {%- if var('mrr_as_of', none) -%}cast('{{ var("mrr_as_of") }}' as date){%- else -%}current_date{%- endif -%}
+{%- endmacro %}
