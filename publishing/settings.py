@@ -19,6 +19,7 @@ DEFAULT_TABS = (
     ("payments_monthly", "Payments monthly"),
     ("mrr_monthly", "MRR monthly"),
     ("order_reconciliation", "Order reconciliation"),
+    ("dim_customers", "Customers"),
 )
 
 

@@ -113,6 +113,7 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
         "Payments monthly",
         "MRR monthly",
         "Order reconciliation",
+        "Customers",
     ]
     assert sum(1 for _ in book["Charges"].iter_rows()) == truth["counts"]["charges"] + 1
     assert sum(1 for _ in book["Refunds"].iter_rows()) == truth["counts"]["refunds"] + 1
@@ -372,3 +373,20 @@ def test_mrr_at_the_sandboxs_last_month_end_equals_an_independent_reckoning(load
     )
     con.close()
     assert expected and got == expected
+
+
+def test_customers_overview_covers_every_customer_and_sums_to_ground_truth(loaded, truth):
+    workdir, _ = loaded
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    customers = con.execute("select count(distinct customer_id) from marts.dim_customers")
+    assert customers.fetchone()[0] == truth["counts"]["customers"]
+    rows = con.execute(
+        "select currency, sum(lifetime_gross_minor), sum(lifetime_refunded_minor), "
+        "sum(payment_count), sum(failed_payment_count) "
+        "from marts.dim_customers where currency is not null group by currency"
+    ).fetchall()
+    con.close()
+    assert {c: tuple(v) for c, *v in rows} == {
+        c: (t["gross"], t["refunded"], t["succeeded_charges"], t["failed_charges"])
+        for c, t in truth["presentment"].items()
+    }
