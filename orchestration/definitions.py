@@ -5,6 +5,7 @@ published workbook. Every asset that opens the DuckDB file is in the `duckdb` po
 runs one step at a time (dagster.yaml). Nothing here opens a connection at import time.
 """
 
+import datetime as dt
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ from dotenv import load_dotenv
 
 from ingestion.careportals import careportals_source
 from ingestion.connect import open_stripe, orders_path
+from ingestion.load_history import record_load
 from ingestion.pipelines import LOADER_FILE_FORMAT, careportals_pipeline, stripe_pipeline
 from ingestion.settings import StripeSettings
 from ingestion.stripe_source import stripe_source
@@ -70,19 +72,25 @@ def _unused_api() -> None:
 def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     """Every Stripe list, incrementally by `created`, merged on (account_id, id)."""
     check_writable()
-    settings = StripeSettings.from_env()
-    api = open_stripe(settings)
+    pipeline, started_at = stripe_pipeline(), dt.datetime.now(dt.UTC)
     try:
-        yield from dlt.run(
-            context=context,
-            dlt_source=stripe_source(
-                lambda: api, lists=settings.lists, from_start=settings.full_refresh
-            ),
-            dlt_pipeline=stripe_pipeline(),
-            loader_file_format=LOADER_FILE_FORMAT,
-        )
-    finally:
-        api.close()
+        settings = StripeSettings.from_env()
+        api = open_stripe(settings)
+        try:
+            yield from dlt.run(
+                context=context,
+                dlt_source=stripe_source(
+                    lambda: api, lists=settings.lists, from_start=settings.full_refresh
+                ),
+                dlt_pipeline=pipeline,
+                loader_file_format=LOADER_FILE_FORMAT,
+            )
+        finally:
+            api.close()
+    except Exception as err:
+        record_load(pipeline, started_at, error=err)
+        raise
+    record_load(pipeline, started_at)
 
 
 @dlt_assets(
@@ -95,12 +103,18 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
 def careportals_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     """The CarePortals orders export, merged on order_id."""
     check_writable()
-    yield from dlt.run(
-        context=context,
-        dlt_source=careportals_source(orders_path(StripeSettings.from_env())),
-        dlt_pipeline=careportals_pipeline(),
-        loader_file_format=LOADER_FILE_FORMAT,
-    )
+    pipeline, started_at = careportals_pipeline(), dt.datetime.now(dt.UTC)
+    try:
+        yield from dlt.run(
+            context=context,
+            dlt_source=careportals_source(orders_path(StripeSettings.from_env())),
+            dlt_pipeline=pipeline,
+            loader_file_format=LOADER_FILE_FORMAT,
+        )
+    except Exception as err:
+        record_load(pipeline, started_at, error=err)
+        raise
+    record_load(pipeline, started_at)
 
 
 # dbt is installed beside this interpreter; a virtualenv used without activation is not on PATH.
@@ -110,8 +124,27 @@ _dbt_executable = shutil.which("dbt") or "dbt"
 dbt_project = DbtProject(
     project_dir=PROJECT_ROOT / "dbt_project", profiles_dir=PROJECT_ROOT / "dbt_project"
 )
-if not dbt_project.manifest_path.exists():
-    # @dbt_assets reads the manifest at import time: build it once on a fresh clone.
+
+
+def _manifest_is_stale() -> bool:
+    """No manifest yet, or a model, macro, seed, test or project file changed since."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    root = dbt_project.project_dir
+    sources = [root / "dbt_project.yml"] + [
+        path
+        for folder in ("models", "macros", "seeds", "tests")
+        for path in (root / folder).rglob("*")
+        if path.is_file()
+    ]
+    return any(path.stat().st_mtime > built for path in sources)
+
+
+if _manifest_is_stale():
+    # @dbt_assets reads the manifest at import time: (re)build it on a fresh clone or after
+    # the dbt project changed.
     os.environ.setdefault("DUCKDB_PATH", str(duckdb_path()))
     dbt_project.preparer.prepare(dbt_project)
 

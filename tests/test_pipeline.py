@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -151,6 +152,13 @@ def test_a_wrong_key_fails_clearly_and_leaves_the_warehouse_as_it_was(loaded):
     assert "Stripe rejected the API key" in messages
     assert wrong not in messages
     assert snapshot(workdir / "warehouse.duckdb") == before
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    outcome, error = con.execute(
+        "select outcome, error from raw_ops.load_history where pipeline = 'stripe' "
+        "order by finished_at desc limit 1"
+    ).fetchone()
+    con.close()
+    assert outcome == "failed" and "StripeAuthError" in error and wrong not in error
 
 
 def test_an_unreachable_server_fails_clearly_and_leaves_the_warehouse_as_it_was(loaded, free_port):
@@ -390,3 +398,17 @@ def test_customers_overview_covers_every_customer_and_sums_to_ground_truth(loade
         c: (t["gross"], t["refunded"], t["succeeded_charges"], t["failed_charges"])
         for c, t in truth["presentment"].items()
     }
+
+
+def test_the_load_history_has_a_row_per_load_with_its_rows(loaded, truth):
+    workdir, _ = loaded
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    first = con.execute(
+        "select pipeline, outcome, rows_by_table, duration_seconds from marts.load_history "
+        "order by started_at limit 2"
+    ).fetchall()
+    con.close()
+    by_pipeline = {pipeline: (outcome, json.loads(rows)) for pipeline, outcome, rows, _ in first}
+    assert by_pipeline["stripe"][0] == "succeeded"
+    assert by_pipeline["stripe"][1]["charges"] == truth["counts"]["charges"]
+    assert by_pipeline["careportals"] == ("succeeded", {"orders": truth["counts"]["orders"]})
