@@ -15,7 +15,8 @@ from dotenv import load_dotenv
 
 load_dotenv(override=False)
 
-from ingestion.settings import StripeSettings  # noqa: E402 (after .env is read)
+from ingestion.careportals import OrdersFileError  # noqa: E402 (after .env is read)
+from ingestion.settings import ConfigurationError, StripeSettings  # noqa: E402
 from orchestration.pool import PoolBusyError, release_stale_claims, run_tags  # noqa: E402
 from publishing.settings import PublishSettings  # noqa: E402
 from sandbox import launcher  # noqa: E402
@@ -44,6 +45,14 @@ def _dagster_home() -> None:
 
 
 def main() -> int:
+    try:
+        return run()
+    except (ConfigurationError, OrdersFileError, launcher.SandboxError, PoolBusyError) as err:
+        print(f"\nstripe-elt: {err}", file=sys.stderr)
+        return 1
+
+
+def run() -> int:
     _dagster_home()
     from orchestration.definitions import defs
 
@@ -52,12 +61,8 @@ def main() -> int:
     print(f"stripe-elt: loading {mode} into {duckdb_path()}", flush=True)
     before = _counts()
     instance = dg.DagsterInstance.get()
-    try:
-        for run_id in release_stale_claims(instance):
-            print(f"Released the DuckDB pool claim of run {run_id}, which is no longer running.")
-    except PoolBusyError as busy:
-        print(f"\n{busy}", file=sys.stderr)
-        return 1
+    for run_id in release_stale_claims(instance):
+        print(f"Released the DuckDB pool claim of run {run_id}, which is no longer running.")
     stop_sandbox = None
     if settings.autostart_sandbox:
         stop_sandbox = launcher.start_for_run(settings.sandbox_settings)
