@@ -44,6 +44,15 @@ def snapshot(database: Path) -> dict:
         con.close()
 
 
+def query(workdir: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of a read-only query on the run's warehouse."""
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory, sandbox, dataset):
     """One full run into a fresh warehouse, shared by the checks of this module."""
@@ -74,20 +83,17 @@ def test_revenue_per_currency_equals_ground_truth(loaded, truth):
 
 def test_charge_mart_outcomes_equal_ground_truth(loaded, truth):
     workdir, _ = loaded
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    rows = con.execute(
+    rows = query(
+        workdir,
         "select currency, "
         "count(*) filter (where outcome = 'failed'), "
         "count(*) filter (where outcome = 'uncaptured'), "
         "count(*) filter (where captured), "
         "sum(amount_minor) filter (where captured), "
         "sum(amount_refunded_minor) "
-        "from marts.fct_charges group by currency"
-    ).fetchall()
-    refunds = dict(
-        con.execute("select currency, count(*) from marts.fct_refunds group by 1").fetchall()
+        "from marts.fct_charges group by currency",
     )
-    con.close()
+    refunds = dict(query(workdir, "select currency, count(*) from marts.fct_refunds group by 1"))
     got = {r[0]: r[1:] for r in rows}
     for currency, t in truth["presentment"].items():
         assert got[currency] == (
@@ -152,12 +158,11 @@ def test_a_wrong_key_fails_clearly_and_leaves_the_warehouse_as_it_was(loaded):
     assert "Stripe rejected the API key" in messages
     assert wrong not in messages
     assert snapshot(workdir / "warehouse.duckdb") == before
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    outcome, error = con.execute(
+    outcome, error = query(
+        workdir,
         "select outcome, error from raw_ops.load_history where pipeline = 'stripe' "
-        "order by finished_at desc limit 1"
-    ).fetchone()
-    con.close()
+        "order by finished_at desc limit 1",
+    )[0]
     assert outcome == "failed" and "StripeAuthError" in error and wrong not in error
 
 
@@ -187,23 +192,21 @@ def test_a_missing_orders_file_is_a_clear_error(pipeline_env, tmp_path):
 
 def test_the_fee_schedule_estimates_every_sandbox_fee_exactly(loaded):
     workdir, _ = loaded
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    captured, mismatched, estimated = con.execute(
+    captured, mismatched, estimated = query(
+        workdir,
         "select count(*), count(*) filter (where estimated_fee_minor != fee_minor), "
-        "count(estimated_fee_minor) from marts.fct_charges where captured"
-    ).fetchone()
-    con.close()
+        "count(estimated_fee_minor) from marts.fct_charges where captured",
+    )[0]
     assert captured > 0 and estimated == captured and mismatched == 0
 
 
 def test_monthly_revenue_equals_ground_truth_in_both_refund_views(loaded, truth):
     workdir, _ = loaded
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    rows = con.execute(
+    rows = query(
+        workdir,
         "select currency, strftime(revenue_month, '%Y-%m'), gross_minor, refunds_period_minor, "
-        "refunds_cohort_minor, disputes_minor, fees_minor, net_minor from marts.revenue_monthly"
-    ).fetchall()
-    con.close()
+        "refunds_cohort_minor, disputes_minor, fees_minor, net_minor from marts.revenue_monthly",
+    )
     got = {
         (currency, month): dict(
             zip(
@@ -231,27 +234,25 @@ def test_the_charge_disputed_twice_shows_once_with_both_disputes(loaded, dataset
     twice = next(charge for charge, ds in per_charge.items() if len(ds) == 2)
     latest = max(per_charge[twice], key=lambda d: d["created"])
     fees = sum(t["fee"] for d in per_charge[twice] for t in d["balance_transactions"])
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    row = con.execute(
+    row = query(
+        workdir,
         "select count(*) over (), latest_dispute_id, dispute_count, dispute_fees_minor "
         "from marts.fct_disputes where charge_id = ?",
         [twice],
-    ).fetchone()
-    total = con.execute("select count(*) from marts.fct_disputes").fetchone()[0]
-    con.close()
+    )[0]
+    total = query(workdir, "select count(*) from marts.fct_disputes")[0][0]
     assert row == (1, latest["id"], 2, fees)
     assert total == len(per_charge)
 
 
 def test_payments_at_intent_grain_equal_ground_truth(loaded, truth):
     workdir, _ = loaded
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    rows = con.execute(
+    rows = query(
+        workdir,
         "select currency, sum(succeeded_count), sum(failed_count), sum(uncaptured_count), "
-        "sum(processed_minor) from marts.payments_monthly group by currency"
-    ).fetchall()
-    attempts = con.execute("select sum(attempt_count) from marts.payments_monthly").fetchone()[0]
-    con.close()
+        "sum(processed_minor) from marts.payments_monthly group by currency",
+    )
+    attempts = query(workdir, "select sum(attempt_count) from marts.payments_monthly")[0][0]
     got = {
         currency: dict(zip(("succeeded", "failed", "uncaptured", "processed"), v, strict=True))
         for currency, *v in rows
@@ -306,12 +307,11 @@ def expected_reconciliation(dataset: Path) -> Counter:
 
 def test_order_reconciliation_equals_an_independent_reckoning(loaded, dataset):
     workdir, _ = loaded
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    rows = con.execute(
+    rows = query(
+        workdir,
         "select reconciliation_status, refund_state, count(*) "
-        "from marts.order_reconciliation group by all"
-    ).fetchall()
-    con.close()
+        "from marts.order_reconciliation group by all",
+    )
     got = Counter({(status, state): n for status, state, n in rows})
     expected = expected_reconciliation(dataset)
     assert got == expected
@@ -323,17 +323,17 @@ def test_order_reconciliation_equals_an_independent_reckoning(loaded, dataset):
 
 def test_refund_metrics_equal_ground_truth_in_total_and_per_cohort_month(loaded, truth, dataset):
     workdir, _ = loaded
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    totals = con.execute(
+    totals = query(
+        workdir,
         "select currency, sum(gross_minor), sum(period_refunded_minor), sum(refund_count) "
-        "from marts.refund_metrics_monthly group by currency"
-    ).fetchall()
-    cohorts = con.execute(
+        "from marts.refund_metrics_monthly group by currency",
+    )
+    cohorts = query(
+        workdir,
         "select currency, strftime(metric_month, '%Y-%m'), cohort_refunded_minor, "
         "cohort_refunded_charge_count from marts.refund_metrics_monthly "
-        "where cohort_refunded_minor > 0"
-    ).fetchall()
-    con.close()
+        "where cohort_refunded_minor > 0",
+    )
     assert {c: tuple(v) for c, *v in totals} == {
         c: (t["gross"], t["refunded"], t["refunds"]) for c, t in truth["presentment"].items()
     }
@@ -372,28 +372,26 @@ def test_mrr_at_the_sandboxs_last_month_end_equals_an_independent_reckoning(load
             expected[sub["currency"]] = expected.get(sub["currency"], 0) + monthly.quantize(
                 Decimal("0.0001")
             )
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
     got = dict(
-        con.execute(
+        query(
+            workdir,
             "select currency, mrr_minor from marts.mrr_monthly "
-            "where mrr_month = date '2026-10-01' and mrr_minor > 0"
-        ).fetchall()
+            "where mrr_month = date '2026-10-01' and mrr_minor > 0",
+        )
     )
-    con.close()
     assert expected and got == expected
 
 
 def test_customers_overview_covers_every_customer_and_sums_to_ground_truth(loaded, truth):
     workdir, _ = loaded
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    customers = con.execute("select count(distinct customer_id) from marts.dim_customers")
-    assert customers.fetchone()[0] == truth["counts"]["customers"]
-    rows = con.execute(
+    customers = query(workdir, "select count(distinct customer_id) from marts.dim_customers")
+    assert customers[0][0] == truth["counts"]["customers"]
+    rows = query(
+        workdir,
         "select currency, sum(lifetime_gross_minor), sum(lifetime_refunded_minor), "
         "sum(payment_count), sum(failed_payment_count) "
-        "from marts.dim_customers where currency is not null group by currency"
-    ).fetchall()
-    con.close()
+        "from marts.dim_customers where currency is not null group by currency",
+    )
     assert {c: tuple(v) for c, *v in rows} == {
         c: (t["gross"], t["refunded"], t["succeeded_charges"], t["failed_charges"])
         for c, t in truth["presentment"].items()
@@ -402,12 +400,11 @@ def test_customers_overview_covers_every_customer_and_sums_to_ground_truth(loade
 
 def test_the_load_history_has_a_row_per_load_with_its_rows(loaded, truth):
     workdir, _ = loaded
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    first = con.execute(
+    first = query(
+        workdir,
         "select pipeline, outcome, rows_by_table, duration_seconds from marts.load_history "
-        "order by started_at limit 2"
-    ).fetchall()
-    con.close()
+        "order by started_at limit 2",
+    )
     by_pipeline = {pipeline: (outcome, json.loads(rows)) for pipeline, outcome, rows, _ in first}
     assert by_pipeline["stripe"][0] == "succeeded"
     assert by_pipeline["stripe"][1]["charges"] == truth["counts"]["charges"]
