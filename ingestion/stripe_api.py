@@ -93,6 +93,17 @@ class StripeApi:
 
     # -- requests ---------------------------------------------------------------------------
 
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """A GET's body parsed; a body that is not JSON is a clear error, not a parser's."""
+        body = self.get(path, params)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            raise StripeApiError(
+                f"GET {path} on {self.base_url} answered malformed JSON ({err}); nothing from "
+                "this run was written."
+            ) from None
+
     def get(self, path: str, params: dict[str, Any] | None = None) -> bytes:
         """The raw body of a GET, retried as Stripe advises."""
         attempt = 0
@@ -166,7 +177,7 @@ class StripeApi:
         if self._account is None:
             path = f"/v1/accounts/{self.stripe_account}" if self.stripe_account else "/v1/account"
             try:
-                self._account = orjson.loads(self.get(path))
+                self._account = self.get_json(path)
             except StripeApiError as err:
                 if err.status != 404:
                     raise
@@ -196,7 +207,7 @@ class StripeApi:
         query = {"limit": 100, **(params or {})}
         path = f"/v1/{list_name}"
         while True:
-            page = orjson.loads(self.get(path, query))
+            page = self.get_json(path, query)
             data = page.get("data")
             if page.get("object") != "list" or not isinstance(data, list):
                 raise StripeApiError(f"GET {path} did not answer a list object")

@@ -84,3 +84,9 @@ def test_an_unreachable_server_is_a_clear_error_after_the_retries():
 
 def test_secrets_hide_in_repr():
     assert KEY.reveal() not in repr(KEY) and KEY.reveal() not in str(KEY)
+
+
+def test_a_malformed_page_is_a_clear_error():
+    api, _ = api_answering(httpx.Response(200, content=b'{"object": "list", "data": [tru'))
+    with pytest.raises(StripeApiError, match="malformed JSON"):
+        list(api.iter_pages("charges"))
