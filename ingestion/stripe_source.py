@@ -32,8 +32,10 @@ STRIPE_LISTS: dict[str, dict[str, str]] = {
     "balance_transactions": {},
     "payment_intents": {},
     "disputes": {},
-    "subscriptions": {"status": "all"},  # the default omits canceled subscriptions
+    # The default omits canceled subscriptions; discounts are expanded for their coupons.
+    "subscriptions": {"status": "all", "expand[]": "data.discounts"},
     "invoices": {},
+    "coupons": {},
 }
 
 BATCH_ROWS = 5_000

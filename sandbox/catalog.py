@@ -96,3 +96,22 @@ LAST_NAMES = [
     "Smith", "Garcia", "Nguyen", "Müller", "Tanaka", "Dubois", "Rossi", "Kowalski", "Brown",
     "Silva", "Okafor", "Johansson", "Patel", "Kim", "Walsh", "Haddad", "Novak", "Cohen",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CouponOffer:
+    """A coupon subscribers can hold: a percentage or a fixed amount off, once or forever."""
+
+    id: str
+    name: str
+    duration: str  # once | forever
+    percent_off: float | None = None
+    amount_off: int | None = None  # minor units of `currency`
+    currency: str | None = None
+
+
+COUPONS = [
+    CouponOffer("CARE20", "Care plan: 20% off", "forever", percent_off=20.0),
+    CouponOffer("WELCOME50", "Welcome: 50% off the first payment", "once", percent_off=50.0),
+    CouponOffer("LOYAL5", "USD 5 off every payment", "forever", amount_off=500, currency="usd"),
+]

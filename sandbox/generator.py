@@ -33,6 +33,7 @@ OBJECT_TYPES = (
     "disputes",
     "subscriptions",
     "invoices",
+    "coupons",
 )
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -49,6 +50,8 @@ class Dataset:
         default_factory=lambda: {name: [] for name in OBJECT_TYPES}
     )
     orders: list[dict[str, Any]] = field(default_factory=list)
+    # What each subscription was meant to bill and when: the independent source of MRR truth.
+    mrr_schedule: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -139,6 +142,19 @@ class _Story:
                 )
                 self.prices[(off.key, currency)] = p
                 self.out["prices"].append(p)
+
+        for offer in catalog.COUPONS:
+            self.out["coupons"].append(
+                objects.coupon(
+                    id=offer.id,
+                    created=created,
+                    name=offer.name,
+                    duration=offer.duration,
+                    percent_off=offer.percent_off,
+                    amount_off=offer.amount_off,
+                    currency=offer.currency,
+                )
+            )
 
     def build_customers(self, count: int) -> None:
         for i in range(count):
@@ -565,7 +581,6 @@ class _Story:
         for _ in range(count):
             cus = self.rng.choice(self.customers)
             offering = self.rng.choice(plans)
-            price_obj = self.prices[(offering.key, cus.currency)]
             status = self.pick(
                 [("active", 60), ("trialing", 10), ("canceled", 20), ("past_due", 10)]
             )
@@ -576,13 +591,48 @@ class _Story:
                 start = self.moment(self.start, NOW - 20 * DAY)
             else:
                 start = self.moment(self.start, NOW - 3 * period)
-            self.subscription(cus, offering, price_obj, status, start, period)
+            self.subscription(cus, offering, status, start, period)
+
+    def plan_change(
+        self, offering: catalog.Offering, quantity: int
+    ) -> tuple[catalog.Offering, int]:
+        """Another plan of the same billing interval (an upgrade or a downgrade), or the
+        same plan at another quantity."""
+        others = [o for o in catalog.OFFERINGS if o.interval == offering.interval]
+        others = [o for o in others if o.key != offering.key]
+        if not others or self.rng.random() < 0.3:
+            return offering, 2 if quantity == 1 else 1
+        return self.rng.choice(others), quantity
+
+    def discount_for(self, cus: _Customer, sub_id: str, start: int) -> dict[str, Any] | None:
+        """The coupon a subscriber redeems at sign-up, if any, as a Stripe discount."""
+        if self.rng.random() >= 0.3:
+            return None
+        # Coupons are handed out in turn, so that even a small account holds each kind.
+        usable = [c for c in catalog.COUPONS if c.currency in (None, cus.currency)]
+        turn = self.counters.get("coupon_turn", 0)
+        self.counters["coupon_turn"] = turn + 1
+        offer = usable[turn % len(usable)]
+        return objects.discount(
+            id=self.new_id("di"),
+            customer=cus.id,
+            subscription=sub_id,
+            coupon=offer.id,
+            start=start,
+            end=None,
+        )
+
+    @staticmethod
+    def discounted(amount: int, offer: catalog.CouponOffer) -> int:
+        """What a coupon takes off an invoice of `amount` (Stripe rounds to the minor unit)."""
+        if offer.percent_off is not None:
+            return min(amount, _round_half_up(amount * offer.percent_off / 100))
+        return min(amount, offer.amount_off or 0)
 
     def subscription(
         self,
         cus: _Customer,
         offering: catalog.Offering,
-        price_obj: dict[str, Any],
         status: str,
         start: int,
         period: int,
@@ -601,43 +651,96 @@ class _Story:
             periods_paid = self.rng.randint(1, 4)
             canceled_at = min(billing_start + periods_paid * period - DAY, NOW - DAY)
             ended_at = end = canceled_at
-        invoices = []
-        if trial_start is not None:
-            invoices.append(self.invoice(cus, sub_id, si_id, price_obj, 0, trial_start, "paid"))
+        renewals = []
         t = billing_start
         while t < end:
-            is_last = t + period >= end
+            renewals.append(t)
+            if t + period >= end:
+                break
+            t += period
+        # Some subscribers change plan (or quantity) at a renewal: from then on every
+        # invoice bills the new price, and the subscription item carries it.
+        change_at = None
+        eligible = status != "trialing" and len(renewals) >= 3
+        if eligible and (self.rng.random() < 0.3 or not self.counters.get("plan_changes")):
+            self.counters["plan_changes"] = self.counters.get("plan_changes", 0) + 1
+            change_at = renewals[self.rng.randint(1, len(renewals) - 1)]
+            new_offering, new_quantity = self.plan_change(offering, quantity)
+        discount = self.discount_for(cus, sub_id, start)
+        offer = None
+        if discount is not None:
+            offer = next(c for c in catalog.COUPONS if c.id == discount["source"]["coupon"])
+        phases = [(billing_start, offering, quantity)]
+        if change_at is not None:
+            phases.append((change_at, new_offering, new_quantity))
+        for i, (phase_start, phase_offering, phase_quantity) in enumerate(phases):
+            phase_end = phases[i + 1][0] if i + 1 < len(phases) else None
+            self.data.mrr_schedule.append(
+                {
+                    "subscription": sub_id,
+                    "currency": cus.currency,
+                    "starts": phase_start,
+                    "ends": phase_end if phase_end is not None else ended_at,
+                    "recurring_minor": catalog.unit_amount(phase_offering, cus.currency)
+                    * phase_quantity,
+                    "months_per_interval": 1 if phase_offering.interval == "month" else 12,
+                    "percent_off": offer.percent_off if offer and offer.duration == "forever"
+                    else None,
+                    "amount_off": offer.amount_off if offer and offer.duration == "forever"
+                    else None,
+                }
+            )  # fmt: skip
+        invoices = []
+        if trial_start is not None:
+            price_obj = self.prices[(offering.key, cus.currency)]
+            invoices.append(
+                self.invoice(cus, sub_id, si_id, price_obj, quantity, 0, None, trial_start, "paid")
+            )
+        discount_spent = False
+        for t in renewals:
+            if change_at is not None and t >= change_at:
+                offering, quantity = new_offering, new_quantity
+            price_obj = self.prices[(offering.key, cus.currency)]
+            is_last = t == renewals[-1]
             amount = price_obj["unit_amount"] * quantity
+            applied = None
+            if offer is not None and not discount_spent:
+                applied = (discount["id"], self.discounted(amount, offer))
+                discount_spent = offer.duration == "once"
+            due = amount - (applied[1] if applied else 0)
+            offering_desc = f"{offering.name} ({offering.description})"
             if status == "past_due" and is_last:
-                inv = self.invoice(cus, sub_id, si_id, price_obj, amount, t, "open")
-                offering_desc = f"{offering.name} ({offering.description})"
+                inv = self.invoice(
+                    cus, sub_id, si_id, price_obj, quantity, amount, applied, t, "open"
+                )
                 self.pay(
                     cus,
-                    amount=amount,
+                    amount=due,
                     created=t,
                     description=f"Subscription renewal: {offering_desc}",
                     metadata={"category": offering.category, "invoice": inv["id"]},
                     plan="failed",
                 )
             else:
-                inv = self.invoice(cus, sub_id, si_id, price_obj, amount, t, "paid")
+                inv = self.invoice(
+                    cus, sub_id, si_id, price_obj, quantity, amount, applied, t, "paid"
+                )
                 order = self.order(cus, offering, quantity, t)
+                order["total_minor"] = due
                 order["status"] = "paid"
                 meta = {"resourceId": order["order_id"], "category": offering.category}
                 for ch in self.pay(
                     cus,
-                    amount=amount,
+                    amount=due,
                     created=t + self.rng.randint(60, 3600),
-                    description=f"Subscription: {offering.name} ({offering.description})",
+                    description=f"Subscription: {offering_desc}",
                     metadata=meta,
                     plan="succeeded",
                 ):
                     self.maybe_refund(ch, cus)
             invoices.append(inv)
-            if is_last:
-                break
-            t += period
         current_start = invoices[-1]["period_start"] if invoices else start
+        price_obj = self.prices[(offering.key, cus.currency)]
         item = objects.subscription_item(
             id=si_id,
             created=start,
@@ -647,6 +750,8 @@ class _Story:
             period_start=current_start,
             period_end=current_start + period,
         )
+        # A one-off ("once") coupon leaves the subscription once an invoice has used it.
+        attached = [discount] if discount is not None and not discount_spent else []
         self.out["subscriptions"].append(
             objects.subscription(
                 id=sub_id,
@@ -662,6 +767,7 @@ class _Story:
                 ended_at=ended_at,
                 latest_invoice=invoices[-1]["id"] if invoices else None,
                 cancellation_reason="cancellation_requested" if canceled_at else None,
+                discounts=attached,
             )
         )
 
@@ -671,11 +777,15 @@ class _Story:
         sub_id: str,
         si_id: str,
         price_obj: dict[str, Any],
+        quantity: int,
         amount: int,
+        applied: tuple[str, int] | None,
         period_start: int,
         status: str,
     ) -> dict[str, Any]:
+        """A subscription invoice of `amount` before the discount `applied` (id, amount)."""
         in_id = self.new_id("in")
+        discount_amounts = [{"amount": applied[1], "discount": applied[0]}] if applied else []
         recurring = price_obj["recurring"]
         period = 30 * DAY if recurring["interval"] == "month" else 365 * DAY
         line = objects.invoice_line(
@@ -684,12 +794,14 @@ class _Story:
             subscription=sub_id,
             subscription_item=si_id,
             price_obj=price_obj,
-            quantity=1,
+            quantity=quantity,
             amount=amount,
             currency=cus.currency,
             period_start=period_start,
             period_end=period_start + period,
+            discount_amounts=discount_amounts,
         )
+        due = amount - (applied[1] if applied else 0)
         paid = status == "paid"
         obj = objects.invoice(
             id=in_id,
@@ -702,13 +814,14 @@ class _Story:
             subscription=sub_id,
             lines=[line],
             status=status,
-            amount_due=amount,
-            amount_paid=amount if paid else 0,
-            attempt_count=1 if amount else 0,
+            amount_due=due,
+            amount_paid=due if paid else 0,
+            attempt_count=1 if due else 0,
             billing_reason="subscription_create" if amount == 0 else "subscription_cycle",
             period_start=period_start,
             period_end=period_start + period,
             paid_at=period_start + 60 if paid else None,
+            discount_amounts=discount_amounts,
         )
         self.out["invoices"].append(obj)
         return obj

@@ -519,6 +519,62 @@ def subscription_item(
     }
 
 
+def coupon(
+    *,
+    id: str,
+    created: int,
+    name: str,
+    duration: str,
+    percent_off: float | None = None,
+    amount_off: int | None = None,
+    currency: str | None = None,
+    duration_in_months: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "coupon",
+        "amount_off": amount_off,
+        "created": created,
+        "currency": currency,
+        "duration": duration,
+        "duration_in_months": duration_in_months,
+        "livemode": False,
+        "max_redemptions": None,
+        "metadata": {},
+        "name": name,
+        "percent_off": percent_off,
+        "redeem_by": None,
+        "times_redeemed": 0,
+        "valid": True,
+    }
+
+
+def discount(
+    *,
+    id: str,
+    customer: str,
+    subscription: str,
+    coupon: str,
+    start: int,
+    end: int | None,
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "discount",
+        "checkout_session": None,
+        "customer": customer,
+        "customer_account": None,
+        "end": end,
+        "invoice": None,
+        "invoice_item": None,
+        "promotion_code": None,
+        "source": {"coupon": coupon, "type": "coupon"},
+        "start": start,
+        "subscription": subscription,
+        "subscription_item": None,
+    }
+
+
 def _plan_from_price(p: dict[str, Any]) -> dict[str, Any]:
     recurring = p["recurring"] or {}
     return {
@@ -559,6 +615,7 @@ def subscription(
     ended_at: int | None,
     latest_invoice: str | None,
     cancellation_reason: str | None = None,
+    discounts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": id,
@@ -589,7 +646,7 @@ def subscription(
         "default_source": None,
         "default_tax_rates": [],
         "description": None,
-        "discounts": [],
+        "discounts": discounts or [],
         "ended_at": ended_at,
         "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
         "items": {
@@ -637,6 +694,7 @@ def invoice_line(
     currency: str,
     period_start: int,
     period_end: int,
+    discount_amounts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": id,
@@ -644,9 +702,9 @@ def invoice_line(
         "amount": amount,
         "currency": currency,
         "description": f"{quantity} x {price_obj['nickname']}",
-        "discount_amounts": [],
+        "discount_amounts": discount_amounts or [],
         "discountable": True,
-        "discounts": [],
+        "discounts": [d["discount"] for d in discount_amounts or []],
         "invoice": invoice,
         "livemode": False,
         "metadata": {},
@@ -692,7 +750,10 @@ def invoice(
     period_start: int,
     period_end: int,
     paid_at: int | None,
+    discount_amounts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    discounted = sum(d["amount"] for d in discount_amounts or [])
+    subtotal = amount_due + discounted
     return {
         "id": id,
         "object": "invoice",
@@ -734,7 +795,7 @@ def invoice(
         "default_source": None,
         "default_tax_rates": [],
         "description": None,
-        "discounts": [],
+        "discounts": [d["discount"] for d in discount_amounts or []],
         "due_date": None,
         "effective_at": created,
         "ending_balance": 0,
@@ -785,11 +846,11 @@ def invoice(
             "voided_at": None,
         },
         "subscription": subscription,
-        "subtotal": amount_due,
-        "subtotal_excluding_tax": amount_due,
+        "subtotal": subtotal,
+        "subtotal_excluding_tax": subtotal,
         "test_clock": None,
         "total": amount_due,
-        "total_discount_amounts": [],
+        "total_discount_amounts": discount_amounts or [],
         "total_excluding_tax": amount_due,
         "total_pretax_credit_amounts": [],
         "total_taxes": [],

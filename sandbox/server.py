@@ -43,7 +43,11 @@ _FILTERS = {
     "balance_transactions": {"type": "type", "source": "source", "currency": "currency"},
     "prices": {"product": "product", "currency": "currency"},
     "products": {},
+    "coupons": {},
 }
+# Fields a list can expand (`expand[]=data.<field>`; `expand[]=<field>` on a retrieve). The
+# dataset holds them expanded; by default they are answered as ids, as Stripe does.
+_EXPANDABLE = {"subscriptions": "discounts"}
 _OBJECT_NAMES = {
     "customers": "customer",
     "products": "product",
@@ -55,6 +59,7 @@ _OBJECT_NAMES = {
     "disputes": "dispute",
     "subscriptions": "subscription",
     "invoices": "invoice",
+    "coupons": "coupon",
 }
 
 
@@ -77,14 +82,23 @@ class Collection:
     bodies: list[bytes]
     fields: list[dict[str, Any]]  # the filterable fields of each object
     position: dict[str, int]
+    expanded: list[bytes] | None = None  # the bodies with `_EXPANDABLE[name]` expanded
 
     @classmethod
     def from_lines(cls, name: str, lines: list[bytes]) -> Collection:
         wanted = [f for f in _FILTERS.get(name, {}).values() if f]
+        expandable = _EXPANDABLE.get(name)
         parsed = []
         for line in lines:
             obj = orjson.loads(line)
-            parsed.append(((obj["created"], obj["id"]), line, {f: obj.get(f) for f in wanted}))
+            body = line
+            if expandable:
+                obj[expandable] = [
+                    v["id"] if isinstance(v, dict) else v for v in obj.get(expandable) or []
+                ]
+                body = orjson.dumps(obj)
+            fields = {f: obj.get(f) for f in wanted}
+            parsed.append(((obj["created"], obj["id"]), body, fields, line))
         parsed.sort(key=lambda item: item[0])
         keys = [p[0] for p in parsed]
         return cls(
@@ -93,9 +107,18 @@ class Collection:
             bodies=[p[1] for p in parsed],
             fields=[p[2] for p in parsed],
             position={k[1]: i for i, k in enumerate(keys)},
+            expanded=[p[3] for p in parsed] if expandable else None,
         )
 
-    def list_page(self, params: dict[str, str], path: str) -> bytes:
+    def _bodies(self, expand: list[str], prefix: str) -> list[bytes]:
+        field = _EXPANDABLE.get(self.name)
+        if self.expanded is not None and f"{prefix}{field}" in expand:
+            return self.expanded
+        return self.bodies
+
+    def list_page(
+        self, params: dict[str, str], path: str, expand: list[str] | None = None
+    ) -> bytes:
         limit = _int_param(params, "limit", 10)
         if not 1 <= limit <= 100:
             raise ApiError(
@@ -123,14 +146,15 @@ class Collection:
                 upper = bisect.bisect_left(candidates, self._cursor(after), key=key_of)
             chosen = candidates[max(0, upper - limit) : upper]
             has_more = upper - limit > 0
-        data = b",".join(self.bodies[i] for i in reversed(chosen))
+        bodies = self._bodies(expand or [], "data.")
+        data = b",".join(bodies[i] for i in reversed(chosen))
         more = b"true" if has_more else b"false"
         return (
             b'{"object":"list","data":[' + data + b'],"has_more":' + more + b',"url":"'
             + path.encode() + b'"}'
         )  # fmt: skip
 
-    def retrieve(self, object_id: str) -> bytes:
+    def retrieve(self, object_id: str, expand: list[str] | None = None) -> bytes:
         i = self.position.get(object_id)
         if i is None:
             raise ApiError(
@@ -139,7 +163,7 @@ class Collection:
                 code="resource_missing",
                 param="id",
             )
-        return self.bodies[i]
+        return self._bodies(expand or [], "")[i]
 
     def _cursor(self, object_id: str) -> tuple[int, str]:
         i = self.position.get(object_id)
@@ -240,7 +264,9 @@ class SandboxState:
             self.authenticate(auth)
             if method != "GET":
                 raise ApiError(405, f"Unrecognized request URL ({method}: {url.path}).")
-            params = dict(parse_qsl(url.query, keep_blank_values=True))
+            pairs = parse_qsl(url.query, keep_blank_values=True)
+            params = dict(pairs)
+            expand = [v for k, v in pairs if k in ("expand[]", "expand")]
             parts = [p for p in url.path.split("/") if p]
             if parts[:1] != ["v1"] or len(parts) not in (2, 3):
                 raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
@@ -250,8 +276,8 @@ class SandboxState:
             if collection is None:
                 raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
             if len(parts) == 3:
-                return 200, collection.retrieve(parts[2])
-            return 200, collection.list_page(params, url.path)
+                return 200, collection.retrieve(parts[2], expand)
+            return 200, collection.list_page(params, url.path, expand)
         except ApiError as err:
             return err.status, json.dumps(err.body).encode()
 

@@ -25,7 +25,7 @@ from sandbox import catalog
 from sandbox.generator import OBJECT_TYPES, Dataset, generate
 from sandbox.truth import ground_truth
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 ORDERS_FILE = "careportals_orders.csv"
 ORDER_COLUMNS = [
     "order_id",

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 from typing import Any
 
-from sandbox.generator import OBJECT_TYPES, Dataset
+from sandbox.generator import NOW, OBJECT_TYPES, Dataset
+
+_MRR_PLACES = Decimal("0.0001")
 
 
 def _money() -> dict[str, int]:
@@ -48,6 +52,53 @@ def monthly_settlement(data: Dataset) -> dict[str, dict[str, dict[str, int]]]:
     return {
         currency: {m: dict(v) for m, v in sorted(by_month.items())}
         for currency, by_month in sorted(months.items())
+    }
+
+
+def _month_starts(first: int, last: int) -> list[dt.datetime]:
+    """UTC month starts from the month holding `first` to the one holding `last`."""
+    month = dt.datetime.fromtimestamp(first, dt.UTC).replace(day=1, hour=0, minute=0, second=0)
+    months = []
+    while month.timestamp() <= last:
+        months.append(month)
+        month = month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
+    return months
+
+
+def _mrr_of(phase: dict[str, Any]) -> Decimal:
+    """A plan phase's MRR less its forever discount, each rounded to 1/10000 of a minor unit."""
+    months = Decimal(phase["months_per_interval"])
+    recurring = Decimal(phase["recurring_minor"])
+    mrr = (recurring / months).quantize(_MRR_PLACES, ROUND_HALF_UP)
+    if phase["percent_off"] is not None:
+        off = recurring * Decimal(str(phase["percent_off"])) / 100 / months
+        mrr -= off.quantize(_MRR_PLACES, ROUND_HALF_UP)
+    if phase["amount_off"] is not None:
+        off = min(Decimal(phase["amount_off"]), recurring) / months
+        mrr -= off.quantize(_MRR_PLACES, ROUND_HALF_UP)
+    return mrr
+
+
+def mrr_monthly(data: Dataset) -> dict[str, dict[str, str]]:
+    """MRR per currency and UTC month, measured at the month's end, for every month that ended
+    before the sandbox's now, from the generator's own billing schedule (not the objects)."""
+    schedule = data.mrr_schedule
+    if not schedule:
+        return {}
+    totals: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    months = _month_starts(min(p["starts"] for p in schedule), NOW)
+    # The last month (the current one) has not ended: it is not measured.
+    for month, month_end in pairwise(months):
+        measured_at = month_end.timestamp()
+        for phase in schedule:
+            ends = phase["ends"]
+            if phase["starts"] < measured_at and (ends is None or measured_at <= ends):
+                by_month = totals[phase["currency"]]
+                key = month.strftime("%Y-%m")
+                by_month[key] = by_month.get(key, Decimal(0)) + _mrr_of(phase)
+    return {
+        currency: {m: str(v) for m, v in sorted(by_month.items()) if v}
+        for currency, by_month in sorted(totals.items())
     }
 
 
@@ -110,4 +161,5 @@ def ground_truth(data: Dataset) -> dict[str, Any]:
         "settlement_monthly": monthly_settlement(data),
         "presentment": dict(sorted(presentment.items())),
         "payments": dict(sorted(payments.items())),
+        "mrr_monthly": mrr_monthly(data),
     }

@@ -54,6 +54,18 @@ def test_the_account_has_every_case_the_marts_must_handle(dataset: Path):
     assert {s["status"] for s in subs} >= {"active", "trialing", "canceled", "past_due"}
     intervals = {s["items"]["data"][0]["price"]["recurring"]["interval"] for s in subs}
     assert intervals == {"month", "year"}
+    invoices = read_objects(dataset, "invoices")
+    billed: dict[str, set[tuple[str, int]]] = {}
+    for inv in invoices:
+        for line in inv["lines"]["data"]:
+            plan = (line["pricing"]["price_details"]["price"], line["quantity"])
+            billed.setdefault(inv["subscription"], set()).add(plan)
+    assert any(len(plans) > 1 for plans in billed.values()), "a plan change"
+    coupons = {c["id"]: c for c in read_objects(dataset, "coupons")}
+    held = [coupons[d["source"]["coupon"]] for s in subs for d in s["discounts"]]
+    assert {c["duration"] for c in held} >= {"forever"}
+    assert any(c["percent_off"] for c in held) and any(c["amount_off"] for c in held)
+    assert any(inv["total_discount_amounts"] for inv in invoices), "discounted invoices"
 
 
 def test_fees_follow_the_pricing_and_refunds_keep_the_fee(dataset: Path):
@@ -88,6 +100,7 @@ def test_fees_follow_the_pricing_and_refunds_keep_the_fee(dataset: Path):
         ("invoice", "invoices"),
         ("price", "prices"),
         ("product", "products"),
+        ("coupon", "coupons"),
     ],
 )
 def test_objects_carry_stripes_full_field_set(dataset: Path, resource: str, list_name: str):

@@ -346,40 +346,19 @@ def test_refund_metrics_equal_ground_truth_in_total_and_per_cohort_month(loaded,
     assert {(c, m): (a, n) for c, m, a, n in cohorts} == expected
 
 
-def test_mrr_at_the_sandboxs_last_month_end_equals_an_independent_reckoning(loaded, dataset):
-    """MRR of October 2026, measured at 2026-11-01T00:00Z (the sandbox's now)."""
+def test_mrr_in_every_month_equals_the_generators_billing_schedule(loaded, truth):
+    """MRR per currency and month, measured at each month's end up to the sandbox's now: plan
+    changes priced from the month they were billed, forever discounts taken off."""
     workdir, _ = loaded
-    measured_at = 1_793_491_200
-    per_month = {"month": Decimal(1), "year": Decimal(1) / 12}
-    expected: dict[str, Decimal] = {}
-    for sub in read_objects(dataset, "subscriptions"):
-        if sub["status"] not in ("active", "past_due", "canceled", "trialing"):
-            continue
-        starts = sub["start_date"]
-        if sub["trial_end"] and sub["trial_end"] > starts:
-            starts = sub["trial_end"]
-        ends = sub["ended_at"] or sub["canceled_at"]
-        if not (starts < measured_at and (ends is None or measured_at <= ends)):
-            continue
-        for item in sub["items"]["data"]:
-            price = item["price"]
-            monthly = (
-                price["unit_amount"]
-                * item["quantity"]
-                * per_month[price["recurring"]["interval"]]
-                / price["recurring"]["interval_count"]
-            )
-            expected[sub["currency"]] = expected.get(sub["currency"], 0) + monthly.quantize(
-                Decimal("0.0001")
-            )
-    got = dict(
-        query(
-            workdir,
-            "select currency, mrr_minor from marts.mrr_monthly "
-            "where mrr_month = date '2026-10-01' and mrr_minor > 0",
-        )
+    got = query(
+        workdir,
+        "select currency, strftime(mrr_month, '%Y-%m'), mrr_minor from marts.mrr_monthly "
+        "where mrr_month < date '2026-11-01' and mrr_minor != 0",
     )
-    assert expected and got == expected
+    by_currency: dict[str, dict[str, str]] = {}
+    for currency, month, mrr in got:
+        by_currency.setdefault(currency, {})[month] = str(mrr)
+    assert truth["mrr_monthly"] and by_currency == truth["mrr_monthly"]
 
 
 def test_customers_overview_covers_every_customer_and_sums_to_ground_truth(loaded, truth):

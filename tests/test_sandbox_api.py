@@ -101,3 +101,16 @@ def test_unknown_object_is_a_404_resource_missing(sandbox):
 
 def test_account_endpoint(sandbox, truth):
     assert get(sandbox, "/v1/account").json()["id"] == truth["account_id"]
+
+
+def test_subscription_discounts_are_ids_unless_expanded(sandbox):
+    query = {"limit": 100, "status": "all"}
+    plain = get(sandbox, "/v1/subscriptions", query).json()["data"]
+    held = [s for s in plain if s["discounts"]]
+    assert held and all(isinstance(d, str) for s in held for d in s["discounts"])
+    expanded = get(sandbox, "/v1/subscriptions", {**query, "expand[]": "data.discounts"}).json()
+    discounts = {d["id"]: d for s in expanded["data"] for d in s["discounts"]}
+    assert set(discounts) == {d for s in held for d in s["discounts"]}
+    assert all(d["object"] == "discount" and d["source"]["coupon"] for d in discounts.values())
+    one = get(sandbox, f"/v1/subscriptions/{held[0]['id']}", {"expand[]": "discounts"}).json()
+    assert one["discounts"][0]["object"] == "discount"

@@ -44,3 +44,29 @@
 {% macro as_of_date() -%}
     {%- if var('mrr_as_of', none) -%}cast('{{ var("mrr_as_of") }}' as date){%- else -%}current_date{%- endif -%}
 {%- endmacro %}
+
+{#- The median of a column, as an aggregate. -#}
+{% macro median(column) -%}
+    {{ return(adapter.dispatch('median', 'stripe_elt')(column)) }}
+{%- endmacro %}
+
+{% macro default__median(column) -%}
+    percentile_cont(0.5) within group (order by {{ column }})
+{%- endmacro %}
+
+{% macro duckdb__median(column) -%}
+    median({{ column }})
+{%- endmacro %}
+
+{#- A date or timestamp as an instant (timestamp with time zone), read as UTC. -#}
+{% macro to_utc_timestamp(expr) -%}
+    {{ return(adapter.dispatch('to_utc_timestamp', 'stripe_elt')(expr)) }}
+{%- endmacro %}
+
+{% macro default__to_utc_timestamp(expr) -%}
+    cast({{ expr }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro duckdb__to_utc_timestamp(expr) -%}
+    cast(cast({{ expr }} as timestamp) as timestamptz)
+{%- endmacro %}

@@ -27,7 +27,7 @@ payments as (
         sum(case when captured then amount_minor else 0 end) as lifetime_gross_minor,
         sum(case when captured then amount_refunded_minor else 0 end)
             as lifetime_refunded_minor,
-        any_value(settlement_currency) as settlement_currency,
+        {{ dbt.any_value("settlement_currency") }} as settlement_currency,
         sum(coalesce(fee_minor, 0)) as lifetime_fees_minor,
         sum(coalesce(net_minor, 0)) as lifetime_net_before_refunds_minor
     from charges

@@ -27,7 +27,7 @@ balance_per_charge as (
     select
         disputes.account_id,
         disputes.charge_id,
-        any_value(balance.currency) as settlement_currency,
+        {{ dbt.any_value("balance.currency") }} as settlement_currency,
         -sum(
             case when balance.reporting_category = 'dispute' then balance.amount_minor else 0 end
         ) as withdrawn_minor,

@@ -5,11 +5,12 @@
 with
 
 items as (
-    select * from {{ ref('int_subscription_items_mrr') }}
+    select * from {{ ref('int_subscription_mrr_periods') }}
 ),
 
 months as (
-    {{ month_starts('(select min(mrr_starts_at) from ' ~ ref('int_subscription_items_mrr') ~ ')') }}
+    {%- set first_start = 'select min(mrr_starts_at) from ' ~ ref('int_subscription_mrr_periods') %}
+    {{ month_starts('(' ~ first_start ~ ')') }}
 ),
 
 customers as (
@@ -27,8 +28,8 @@ grid as (
         customers.currency,
         months.month_start,
         least(
-            cast(months.month_start + interval 1 month as timestamptz),
-            cast({{ as_of_date() }} + interval 1 day as timestamptz)
+            {{ to_utc_timestamp(dbt.dateadd('month', 1, 'months.month_start')) }},
+            {{ to_utc_timestamp(dbt.dateadd('day', 1, as_of_date())) }}
         ) as measured_at
     from customers
     cross join months
@@ -41,7 +42,9 @@ monthly as (
         grid.currency,
         grid.month_start as mrr_month,
         coalesce(sum(items.mrr_minor), 0) as mrr_minor,
-        count(distinct items.subscription_id) as active_subscription_count
+        count(
+            distinct case when items.component = 'plan' then items.subscription_id end
+        ) as active_subscription_count
     from grid
     left join items
         on

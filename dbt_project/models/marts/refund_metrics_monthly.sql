@@ -40,7 +40,7 @@ period as (
         count(distinct charge_id) as period_refunded_charge_count,
         sum(amount_minor) as period_refunded_minor,
         avg(days_from_charge_to_refund) as avg_days_to_refund,
-        median(days_from_charge_to_refund) as median_days_to_refund
+        {{ median("days_from_charge_to_refund") }} as median_days_to_refund
     from refunds
     group by account_id, cast(refund_month as date), currency
 ),

@@ -12,7 +12,9 @@ source as (
             'type': 'varchar',
             'active': 'boolean',
             'nickname': 'varchar',
-            'recurring': {'interval': 'varchar', 'interval_count': 'bigint'}
+            'recurring': {
+                'interval': 'varchar', 'interval_count': 'bigint', 'usage_type': 'varchar'
+            }
         }) }} as price
     from {{ source('stripe', 'prices') }}
 ),
@@ -29,7 +31,8 @@ final as (
         price.active as is_active,
         price.nickname,
         price.recurring.interval as recurring_interval,
-        price.recurring.interval_count as recurring_interval_count
+        price.recurring.interval_count as recurring_interval_count,
+        price.recurring.usage_type
     from source
 )
 

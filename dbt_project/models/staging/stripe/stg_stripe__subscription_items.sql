@@ -9,6 +9,7 @@ source as (
             'items': {'data': [{
                 'id': 'varchar',
                 'quantity': 'bigint',
+                'current_period_start': 'bigint',
                 'price': {
                     'id': 'varchar',
                     'product': 'varchar',
@@ -30,7 +31,7 @@ items as (
         account_id,
         stripe_subscription.id as subscription_id,
         stripe_subscription.customer as customer_id,
-        unnest(stripe_subscription.items.data) as item
+        {{ unnest_list('stripe_subscription.items.data') }} as item
     from source
 ),
 
@@ -47,7 +48,8 @@ final as (
         coalesce(item.quantity, 1) as quantity,
         item.price.recurring.interval as recurring_interval,
         coalesce(item.price.recurring.interval_count, 1) as recurring_interval_count,
-        coalesce(item.price.recurring.usage_type, 'licensed') as usage_type
+        coalesce(item.price.recurring.usage_type, 'licensed') as usage_type,
+        {{ from_unix_seconds('item.current_period_start') }} as current_period_start
     from items
 )
 
