@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint format ui sandbox bench lock clean
+.PHONY: run test lint format ui sandbox bench lock clean clean-warehouse
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ sandbox: env
 
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile --quiet requirements.in -o requirements.lock --python $(BIN)/python --custom-compile-command "make lock"
+
+# The warehouse and the loads' state only (the sandbox's datasets and the environment stay).
+clean-warehouse:
+	rm -rf warehouse/*.duckdb warehouse/*.duckdb.wal .state/dlt
 
 clean:
 	rm -rf .state .dagster warehouse/*.duckdb warehouse/*.duckdb.wal output dbt_project/target dbt_project/logs

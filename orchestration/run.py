@@ -20,7 +20,14 @@ from ingestion.settings import ConfigurationError, StripeSettings  # noqa: E402
 from orchestration.pool import PoolBusyError, release_stale_claims, run_tags  # noqa: E402
 from publishing.settings import PublishSettings  # noqa: E402
 from sandbox import launcher  # noqa: E402
-from warehouse import connect, duckdb_path  # noqa: E402
+from warehouse import (  # noqa: E402
+    SandboxDatasetMismatchError,
+    WarehouseLockedError,
+    check_sandbox_dataset,
+    connect,
+    duckdb_path,
+    record_sandbox_dataset,
+)
 from warehouse.summary import format_major, raw_row_counts, revenue_by_currency  # noqa: E402
 
 
@@ -47,7 +54,14 @@ def _dagster_home() -> None:
 def main() -> int:
     try:
         return run()
-    except (ConfigurationError, OrdersFileError, launcher.SandboxError, PoolBusyError) as err:
+    except (
+        ConfigurationError,
+        OrdersFileError,
+        launcher.SandboxError,
+        PoolBusyError,
+        SandboxDatasetMismatchError,
+        WarehouseLockedError,
+    ) as err:
         print(f"\nstripe-elt: {err}", file=sys.stderr)
         return 1
 
@@ -64,7 +78,10 @@ def run() -> int:
     for run_id in release_stale_claims(instance):
         print(f"Released the DuckDB pool claim of run {run_id}, which is no longer running.")
     stop_sandbox = None
+    sandbox_dataset = None
     if settings.autostart_sandbox:
+        sandbox_dataset = launcher.dataset_name(settings.sandbox_settings)
+        check_sandbox_dataset(sandbox_dataset)
         stop_sandbox = launcher.start_for_run(settings.sandbox_settings)
     log_path = Path(os.environ["DAGSTER_HOME"]) / "last_run.log"
     print(f"Running the full_pipeline job (dbt's log: {log_path})", flush=True)
@@ -89,6 +106,8 @@ def run() -> int:
         print(f"Details: {log_path} and the Dagster UI (make ui).", file=sys.stderr)
         return 1
     print(f"Run {result.run_id} succeeded.")
+    if sandbox_dataset:
+        record_sandbox_dataset(sandbox_dataset)
 
     after = _counts()
     con = connect(read_only=True)

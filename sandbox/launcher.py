@@ -70,6 +70,11 @@ def orders_file(settings: SandboxSettings) -> Path:
     return Path(folder) / "careportals_orders.csv"
 
 
+def dataset_name(settings: SandboxSettings) -> str:
+    """The name of the configured dataset (format version, seed and size)."""
+    return dataset_dir(settings.data_dir, settings.seed, settings.charges).name
+
+
 def ground_truth_path(settings: SandboxSettings) -> Path:
     return dataset_dir(settings.data_dir, settings.seed, settings.charges) / "ground_truth.json"
 

@@ -70,3 +70,24 @@ def test_a_locked_warehouse_is_a_clear_error(tmp_path):
         holder.wait()
     time.sleep(0.1)
     check_writable(database)
+
+
+def test_a_warehouse_refuses_another_sandbox_dataset(tmp_path):
+    from warehouse import (
+        SandboxDatasetMismatchError,
+        check_sandbox_dataset,
+        connect,
+        record_sandbox_dataset,
+    )
+
+    path = tmp_path / "w.duckdb"
+    check_sandbox_dataset("v4-seed1-charges10", path)  # no warehouse yet
+    con = connect(path)
+    con.execute("create schema raw_stripe; create table raw_stripe.charges (id varchar)")
+    con.close()
+    with pytest.raises(SandboxDatasetMismatchError, match="earlier sandbox dataset"):
+        check_sandbox_dataset("v4-seed1-charges10", path)
+    record_sandbox_dataset("v4-seed1-charges10", path)
+    check_sandbox_dataset("v4-seed1-charges10", path)
+    with pytest.raises(SandboxDatasetMismatchError, match="make clean-warehouse"):
+        check_sandbox_dataset("v4-seed2-charges10", path)

@@ -55,3 +55,54 @@ def connect(path: Path | None = None, *, read_only: bool = False) -> duckdb.Duck
 def check_writable(path: Path | None = None) -> None:
     """Fail with WarehouseLockedError, before a load starts, if another process holds the file."""
     connect(path).close()
+
+
+class SandboxDatasetMismatchError(RuntimeError):
+    """The warehouse holds another sandbox dataset than the one being loaded."""
+
+
+def check_sandbox_dataset(dataset: str, path: Path | None = None) -> None:
+    """Refuse to mix two generated sandbox accounts in one warehouse.
+
+    A sandbox dataset is named after its format version, seed and size; loading another one
+    (a new project version, or other SANDBOX_SEED / SANDBOX_CHARGES) on top of the last would
+    merge two unrelated accounts under the same account id.
+    """
+    path = Path(path or duckdb_path())
+    if not path.exists():
+        return
+    con = connect(path, read_only=True)
+    try:
+        tables = {
+            (schema, name)
+            for schema, name in con.execute(
+                "select table_schema, table_name from information_schema.tables"
+            ).fetchall()
+        }
+        if ("raw_ops", "sandbox_dataset") in tables:
+            held = con.execute("select dataset from raw_ops.sandbox_dataset").fetchone()
+            held_name = held[0] if held else None
+        elif any(schema == RAW_STRIPE_SCHEMA for schema, _ in tables):
+            held_name = "an earlier sandbox dataset"
+        else:
+            return
+    finally:
+        con.close()
+    if held_name != dataset:
+        raise SandboxDatasetMismatchError(
+            f"The warehouse {path} holds {held_name!r}, not the sandbox dataset {dataset!r} "
+            "being loaded. Delete the file (make clean-warehouse) to start afresh, or set "
+            "DUCKDB_PATH to another file."
+        )
+
+
+def record_sandbox_dataset(dataset: str, path: Path | None = None) -> None:
+    """Note which sandbox dataset the warehouse holds (see check_sandbox_dataset)."""
+    con = connect(path)
+    try:
+        con.execute("create schema if not exists raw_ops")
+        con.execute(
+            "create or replace table raw_ops.sandbox_dataset as select ? as dataset", [dataset]
+        )
+    finally:
+        con.close()
