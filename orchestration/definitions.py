@@ -180,18 +180,30 @@ PUBLISHED_MARTS = [mart for mart, _ in PublishSettings().tabs]
     key="published_marts",
     deps=[get_asset_key_for_model([dbt_models], mart) for mart in PUBLISHED_MARTS],
     group_name="publishing",
-    kinds={"xlsx"},
+    kinds={"googlesheets", "xlsx"},
     pool=DUCKDB_POOL,
 )
 def published_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """The marts, one tab each, in the local workbook (or Google Sheets when configured)."""
-    report = publish_marts(PublishSettings.from_env())
-    context.log.info(f"Published {len(report.rows_per_tab)} tabs to {report.destination}")
+    """The marts, one tab each, in Google Sheets when a spreadsheet is configured, else in the
+    local workbook."""
+    settings = PublishSettings.from_env()
+    report = publish_marts(settings, source_run=context.run_id)
+    context.log.info(
+        f"Published {len(report.rows_per_tab) - len(report.tabs_skipped)} tabs to "
+        f"{report.destination} ({len(report.tabs_skipped)} unchanged, skipped)"
+    )
+    destination = (
+        dg.MetadataValue.url(report.destination)
+        if settings.spreadsheet_id
+        else dg.MetadataValue.path(report.destination)
+    )
     return dg.MaterializeResult(
         metadata={
-            "destination": dg.MetadataValue.path(report.destination),
+            "destination": destination,
             "rows_per_tab": dg.MetadataValue.json(report.rows_per_tab),
             "cells_written": report.cells_written,
+            "requests_made": report.requests_made,
+            "tabs_skipped": dg.MetadataValue.json(report.tabs_skipped),
         }
     )
 

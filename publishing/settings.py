@@ -9,9 +9,12 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # mart (table in the marts schema) -> tab name
+# The first four are the CarePortals workbook's own tabs, names and spelling kept.
 DEFAULT_TABS = (
     ("careportals_charges_export", "Charges"),
     ("careportals_refunds_export", "Refunds"),
+    ("careportals_payments_succeeded", "payment_succesful"),
+    ("careportals_refunds_created", "refund.created"),
     ("revenue_daily", "Revenue daily"),
     ("revenue_monthly", "Revenue monthly"),
     ("fct_disputes", "Disputes"),
@@ -21,6 +24,7 @@ DEFAULT_TABS = (
     ("order_reconciliation", "Order reconciliation"),
     ("dim_customers", "Customers"),
 )
+_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class PublishSettings:
     workbook_path: Path = PROJECT_ROOT / "output" / "stripe_marts.xlsx"
     spreadsheet_id: str | None = None
     service_account_file: Path | None = None
+    service_account_json: str | None = None
+    mask_emails: bool = False
 
     @classmethod
     def from_env(cls) -> PublishSettings:
@@ -44,4 +50,6 @@ class PublishSettings:
             workbook_path=Path(env.get("WORKBOOK_PATH") or cls.workbook_path),
             spreadsheet_id=env.get("GOOGLE_SHEETS_SPREADSHEET_ID", "").strip() or None,
             service_account_file=Path(account_file) if account_file else None,
+            service_account_json=env.get("GOOGLE_SERVICE_ACCOUNT_JSON", "").strip() or None,
+            mask_emails=env.get("PUBLISH_MASK_EMAILS", "").strip().lower() in _TRUE,
         )

@@ -23,6 +23,8 @@ class PublishReport:
     destination: str
     rows_per_tab: dict[str, int] = field(default_factory=dict)
     cells_written: int = 0
+    requests_made: int = 0
+    tabs_skipped: list[str] = field(default_factory=list)
 
 
 class WorkbookPublisher:

@@ -113,6 +113,8 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
     assert book.sheetnames == [
         "Charges",
         "Refunds",
+        "payment_succesful",
+        "refund.created",
         "Revenue daily",
         "Revenue monthly",
         "Disputes",
@@ -124,6 +126,9 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
     ]
     assert sum(1 for _ in book["Charges"].iter_rows()) == truth["counts"]["charges"] + 1
     assert sum(1 for _ in book["Refunds"].iter_rows()) == truth["counts"]["refunds"] + 1
+    assert sum(1 for _ in book["refund.created"].iter_rows()) == truth["counts"]["refunds"] + 1
+    succeeded = sum(t["succeeded_charges"] for t in truth["presentment"].values())
+    assert sum(1 for _ in book["payment_succesful"].iter_rows()) == succeeded + 1
     header = next(book["Charges"].iter_rows(max_row=1, values_only=True))
     assert header == (
         "charge_id", "amount", "datetime", "metadata_resource_id", "customer_id", "email",
