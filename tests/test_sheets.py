@@ -254,3 +254,27 @@ def test_the_sink_asset_publishes_to_sheets_and_reports_metadata(fake, tmp_path,
         ["usd", 4000],
     ]
     assert "unused" not in json.dumps({k: str(v.value) for k, v in metadata.items()})
+
+
+def test_a_key_google_rejects_is_a_clear_error_without_the_key(fake, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    key = {"type": "service_account", "client_email": "sink@p.iam.gserviceaccount.com",
+           "private_key": pem, "private_key_id": "k1",
+           "token_uri": f"{fake.server.url}/token"}  # fmt: skip
+    settings = PublishSettings(spreadsheet_id=SPREADSHEET, service_account_json=json.dumps(key))
+    pub = sheets_publisher(settings)
+    with pytest.raises(PublishError, match="did not accept the service account") as err:
+        pub.publish([charges_tab()])
+    assert pem.splitlines()[1] not in str(err.value)
+    assert not [e for e in fake.log if e[1].startswith("/v4/")]

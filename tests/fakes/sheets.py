@@ -76,6 +76,11 @@ class FakeSheets:
             if self.failures:
                 status = self.failures.pop(0)
                 return status, _error(status, "injected failure")
+            if path == "/token":  # Google's OAuth token endpoint: this key is not accepted
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "Invalid JWT Signature.",
+                }
             match = re.fullmatch(r"/v4/spreadsheets/([^/:]+)(.*)", path)
             if not match:
                 return 404, _error(404, "Requested entity was not found.")
