@@ -125,7 +125,12 @@ def run() -> int:
         amounts = "".join(f"{format_major(v[name], v['exponent']):>16}" for name in columns)
         print(f"  {currency.upper():<8}{amounts}")
     print(f"\nWarehouse (DuckDB): {duckdb_path()}")
-    print(f"Workbook:           {PublishSettings.from_env().workbook_path}")
+    publish = PublishSettings.from_env()
+    if publish.spreadsheet_id:
+        sheet = f"https://docs.google.com/spreadsheets/d/{publish.spreadsheet_id}/edit"
+        print(f"Google Sheet:       {sheet}")
+    else:
+        print(f"Workbook:           {publish.workbook_path}")
     print("Query it read-only: duckdb -readonly <warehouse>  or  see README 'Querying'.")
     return 0
 
