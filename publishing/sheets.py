@@ -252,16 +252,21 @@ class SheetsPublisher:
 
         # 3. One atomic swap: old tabs out, staging tabs renamed in, bookkeeping updated.
         published_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        # Each staging tab is shown before its old tab goes: Sheets refuses to leave no
+        # visible sheet, even for a moment inside one batch.
         swap: list[dict[str, Any]] = []
-        for p in changed:
-            if p.tab.name in sheets:
-                swap.append({"deleteSheet": {"sheetId": sheets[p.tab.name]["sheetId"]}})
         for index, p in enumerate(prepared):
             if p in changed:
+                staging_id = added[p.tab.name + STAGING_SUFFIX]
                 swap.append({"updateSheetProperties": {
-                    "properties": {"sheetId": added[p.tab.name + STAGING_SUFFIX],
-                                   "title": p.tab.name, "index": index, "hidden": False},
-                    "fields": "title,index,hidden",
+                    "properties": {"sheetId": staging_id, "hidden": False},
+                    "fields": "hidden",
+                }})  # fmt: skip
+                if p.tab.name in sheets:
+                    swap.append({"deleteSheet": {"sheetId": sheets[p.tab.name]["sheetId"]}})
+                swap.append({"updateSheetProperties": {
+                    "properties": {"sheetId": staging_id, "title": p.tab.name, "index": index},
+                    "fields": "title,index",
                 }})  # fmt: skip
                 previous[p.tab.name] = {
                     "tab": p.tab.name, "mart": p.tab.source, "content_sha256": p.digest,

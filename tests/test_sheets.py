@@ -278,3 +278,12 @@ def test_a_key_google_rejects_is_a_clear_error_without_the_key(fake, monkeypatch
         pub.publish([charges_tab()])
     assert pem.splitlines()[1] not in str(err.value)
     assert not [e for e in fake.log if e[1].startswith("/v4/")]
+
+
+def test_a_spreadsheet_holding_only_published_tabs_is_republished(fake):
+    publisher(fake).publish([charges_tab()])
+    notes = fake.sheet(SPREADSHEET, "Notes")
+    fake.spreadsheets[SPREADSHEET].remove(notes)  # only Charges (and hidden ones) remain
+    publisher(fake).publish([charges_tab(amount=7.0)])
+    assert visible(fake) == ["Charges"]
+    assert fake.sheet(SPREADSHEET, "Charges").values()[1][1] == 7.0

@@ -134,6 +134,13 @@ class FakeSheets:
         self._check_cells(spreadsheet_id)
         return sheet
 
+    def _check_visible(self, spreadsheet_id: str) -> None:
+        if all(s.hidden for s in self.spreadsheets[spreadsheet_id]):
+            raise _BadRequestError(
+                "Sorry, it is not possible to delete or hide all non-hidden sheets. "
+                "At least one non-hidden sheet must remain."
+            )
+
     def _check_cells(self, spreadsheet_id: str) -> None:
         total = sum(s.rows * s.columns for s in self.spreadsheets[spreadsheet_id])
         if total > CELL_LIMIT:
@@ -174,6 +181,7 @@ class FakeSheets:
         if kind == "deleteSheet":
             sheet = self._by_id(spreadsheet_id, spec["sheetId"])
             sheets.remove(sheet)
+            self._check_visible(spreadsheet_id)
             for other in sheets:
                 if other.index > sheet.index:
                     other.index -= 1
@@ -195,6 +203,7 @@ class FakeSheets:
                     s.index = i
             if "hidden" in fields:
                 sheet.hidden = props.get("hidden", False)
+                self._check_visible(spreadsheet_id)
             grid = props.get("gridProperties", {})
             if "gridProperties.rowCount" in fields:
                 sheet.rows = grid["rowCount"]
