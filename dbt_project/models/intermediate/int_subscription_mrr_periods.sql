@@ -283,34 +283,15 @@ discount_periods as (
             and (plans.mrr_ends_at is null or plans.mrr_ends_at > lasting_discounts.starts_at)
 ),
 
+{%- set period_columns = [
+    'account_id', 'subscription_id', 'customer_id', 'currency', 'status', 'component',
+    'discount_id', 'coupon_id', 'mrr_starts_at', 'mrr_ends_at', 'mrr_minor'
+] %}
+
 final as (
-    select
-        account_id,
-        subscription_id,
-        customer_id,
-        currency,
-        status,
-        component,
-        discount_id,
-        coupon_id,
-        mrr_starts_at,
-        mrr_ends_at,
-        mrr_minor
-    from plans
+    select {{ period_columns | join(', ') }} from plans
     union all
-    select
-        account_id,
-        subscription_id,
-        customer_id,
-        currency,
-        status,
-        component,
-        discount_id,
-        coupon_id,
-        mrr_starts_at,
-        mrr_ends_at,
-        mrr_minor
-    from discount_periods
+    select {{ period_columns | join(', ') }} from discount_periods
 )
 
 select * from final
