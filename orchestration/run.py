@@ -19,6 +19,7 @@ from ingestion.careportals import OrdersFileError  # noqa: E402 (after .env is r
 from ingestion.settings import ConfigurationError, StripeSettings  # noqa: E402
 from orchestration.pool import PoolBusyError, release_stale_claims, run_tags  # noqa: E402
 from publishing.settings import PublishSettings  # noqa: E402
+from publishing.sheets import spreadsheet_url  # noqa: E402
 from sandbox import launcher  # noqa: E402
 from warehouse import (  # noqa: E402
     SandboxDatasetMismatchError,
@@ -127,8 +128,7 @@ def run() -> int:
     print(f"\nWarehouse (DuckDB): {duckdb_path()}")
     publish = PublishSettings.from_env()
     if publish.spreadsheet_id:
-        sheet = f"https://docs.google.com/spreadsheets/d/{publish.spreadsheet_id}/edit"
-        print(f"Google Sheet:       {sheet}")
+        print(f"Google Sheet:       {spreadsheet_url(publish.spreadsheet_id)}")
     else:
         print(f"Workbook:           {publish.workbook_path}")
     print("Query it read-only: duckdb -readonly <warehouse>  or  see README 'Querying'.")

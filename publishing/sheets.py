@@ -116,6 +116,10 @@ class _Prepared:
         return max(2, len(self.values))
 
 
+def spreadsheet_url(spreadsheet_id: str) -> str:
+    return f"https://docs.google.com/spreadsheets/d/{spreadsheet_id}/edit"
+
+
 def sheet_value(value: Any) -> Any:
     """A value as Sheets should hold it: ISO 8601 UTC text for times, numbers as numbers,
     and "" for null (Sheets skips a null, which would leave a stale value behind)."""
@@ -150,13 +154,19 @@ class SheetsPublisher:
 
     @property
     def url(self) -> str:
-        return f"https://docs.google.com/spreadsheets/d/{self.spreadsheet_id}/edit"
+        return spreadsheet_url(self.spreadsheet_id)
 
     def publish(self, tabs: list[Tab], source_run: str = "") -> PublishReport:
         try:
             return self._publish(tabs, source_run)
         except APIError as err:
             raise self._explain(err) from None
+        except (ValueError, KeyError, TypeError) as err:
+            # An answer that is not the JSON the Sheets API documents (a proxy's error page).
+            raise PublishError(
+                f"Google Sheets answered something unexpected ({type(err).__name__}): nothing "
+                "was swapped in; try again, and check any proxy between here and Google."
+            ) from None
 
     def _explain(self, err: APIError) -> PublishError:
         code = err.response.status_code

@@ -413,6 +413,12 @@ def test_every_model_and_column_is_documented_and_every_mart_has_a_contract(load
         if node["resource_type"] == "model" and node["package_name"] == "stripe_elt"
     }
     assert set(models) == set(built)
+    keys: dict[str, set[str]] = {}
+    for test in manifest["nodes"].values():
+        kind = (test.get("test_metadata") or {}).get("name")
+        if test["resource_type"] == "test" and kind in ("unique", "unique_combination_of_columns"):
+            for model in test["depends_on"]["nodes"]:
+                keys.setdefault(model, set()).add(kind)
     for name, node in models.items():
         schema, columns = built[name]
         assert node["description"].strip(), name
@@ -421,6 +427,7 @@ def test_every_model_and_column_is_documented_and_every_mart_has_a_contract(load
         assert not undocumented, (name, undocumented)
         if schema == "marts":
             assert node["config"]["contract"]["enforced"], name
+            assert keys.get(node["unique_id"]), f"{name} has no primary-key test"
 
 
 def test_dbt_docs_and_source_freshness_run_on_the_warehouse(loaded, tmp_path):

@@ -7,6 +7,7 @@ import json
 
 import duckdb
 import pytest
+import requests
 
 from publishing import sheets
 from publishing.publish import mask_email, publish_marts, sheets_publisher
@@ -287,3 +288,30 @@ def test_a_spreadsheet_holding_only_published_tabs_is_republished(fake):
     publisher(fake).publish([charges_tab(amount=7.0)])
     assert visible(fake) == ["Charges"]
     assert fake.sheet(SPREADSHEET, "Charges").values()[1][1] == 7.0
+
+
+def test_an_unreachable_or_garbled_sheets_api_is_a_clear_error(fake, free_port):
+    from tests.fakes.sheets import SHEETS_BASE, _Redirect
+
+    session = fake.server.session()
+    session.mount(SHEETS_BASE, _Redirect(SHEETS_BASE, f"http://127.0.0.1:{free_port}"))
+    pub = sheets_publisher(PublishSettings(spreadsheet_id=SPREADSHEET), session=session)
+    pub.http.backoff_seconds = 0.001
+    pub.http.max_retries = 2
+    with pytest.raises(PublishError, match="did not answer after 3 attempts"):
+        pub.publish([charges_tab()])
+
+    class HtmlPage(requests.adapters.BaseAdapter):  # a proxy's page where JSON belongs
+        def send(self, request, **kwargs):
+            response = requests.Response()
+            response.status_code, response._content, response.url = 200, b"<html>", request.url
+            return response
+
+        def close(self):
+            pass
+
+    garbled = requests.Session()
+    garbled.mount(SHEETS_BASE, HtmlPage())
+    pub = sheets_publisher(PublishSettings(spreadsheet_id=SPREADSHEET), session=garbled)
+    with pytest.raises(PublishError, match="unexpected"):
+        pub.publish([charges_tab()])
