@@ -52,6 +52,9 @@ class Dataset:
     orders: list[dict[str, Any]] = field(default_factory=list)
     # What each subscription was meant to bill and when: the independent source of MRR truth.
     mrr_schedule: list[dict[str, Any]] = field(default_factory=list)
+    # The account's clock, and the customers deleted since the history (sandbox.activity).
+    now: int = NOW
+    deleted_customers: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -81,6 +84,8 @@ class _Story:
         self.seed = seed
         self.target_charges = charges
         self.counters: dict[str, int] = {}
+        # The story's clock: NOW while the history is generated, later once time advances.
+        self.now = NOW
         self.start = NOW - HISTORY_DAYS * DAY
         self.data = Dataset(
             seed=seed,
@@ -212,7 +217,7 @@ class _Story:
             objects.balance_transaction(
                 id=txn_id,
                 available_on=available_on,
-                status="available" if available_on <= NOW else "pending",
+                status="available" if available_on <= self.now else "pending",
                 **fields,
             )
         )
@@ -319,7 +324,7 @@ class _Story:
                 self.charge(
                     cus,
                     amount=amount,
-                    created=min(later, NOW - 60),
+                    created=min(later, self.now - 60),
                     description=description,
                     metadata=metadata,
                     pi_id=pi_id,
@@ -383,7 +388,7 @@ class _Story:
             if self.rng.random() < 0.3:
                 delay = self.rng.randint(35, 200) * DAY
             when = when + delay + self.rng.randint(0, DAY)
-            if when >= NOW:
+            if when >= self.now:
                 break
             self.refund(ch, cus, part, when)
 
@@ -452,7 +457,7 @@ class _Story:
         )
         bts.append(debit)
         if status == "won":
-            won_at = min(created + 40 * DAY, NOW - DAY)
+            won_at = min(created + 40 * DAY, self.now - DAY)
             bts.append(
                 objects.balance_transaction(
                     id=self.new_id("txn"),
@@ -505,7 +510,17 @@ class _Story:
         self.data.orders.append(row)
         return row
 
-    def one_off_orders(self, count: int) -> None:
+    def one_off_orders(
+        self,
+        count: int,
+        window: tuple[int, int] | None = None,
+        customers: list[_Customer] | None = None,
+        refunds: bool = True,
+    ) -> None:
+        """`count` orders of one-off products placed in `window` (the history by default) by
+        `customers` (all by default), some refunded when `refunds`."""
+        low, high = window or (self.start, self.now - DAY)
+        customers = customers or self.customers
         one_offs = [o for o in catalog.OFFERINGS if o.interval is None]
         cases = [
             ("paid", 70),
@@ -519,9 +534,9 @@ class _Story:
             ("orphan_unknown_order", 2),
         ]
         for _ in range(count):
-            cus = self.rng.choice(self.customers)
+            cus = self.rng.choice(customers)
             offering = self.rng.choice(one_offs)
-            created = self.moment(max(cus.obj["created"], self.start), NOW - DAY)
+            created = self.moment(max(cus.obj["created"], low), high)
             quantity = self.pick([(1, 85), (2, 12), (3, 3)])
             case = self.pick(cases)
             description = f"{offering.name} ({offering.description})"
@@ -540,7 +555,8 @@ class _Story:
                     metadata=meta,
                     plan="succeeded",
                 ):
-                    self.maybe_refund(ch, cus)
+                    if refunds:
+                        self.maybe_refund(ch, cus)
                 continue
             order = self.order(cus, offering, quantity, created)
             meta = {"resourceId": order["order_id"], "category": offering.category}
@@ -563,13 +579,14 @@ class _Story:
                 charges = self.pay(
                     cus,
                     amount=part,
-                    created=min(pay_at + i * 3600, NOW - 120),
+                    created=min(pay_at + i * 3600, self.now - 120),
                     description=description,
                     metadata=meta,
                     plan=plan,
                 )
                 for ch in charges:
-                    self.maybe_refund(ch, cus)
+                    if refunds:
+                        self.maybe_refund(ch, cus)
             order["status"] = {"failed": "payment_failed", "uncaptured": "authorized"}.get(
                 case, "paid"
             )
@@ -855,6 +872,11 @@ def account_id_for(seed: int) -> str:
 
 def generate(seed: int = 42, charges: int = 2_000) -> Dataset:
     """Generate an account with about `charges` charges (all other objects in proportion)."""
+    return generate_story(seed, charges).data
+
+
+def generate_story(seed: int = 42, charges: int = 2_000) -> _Story:
+    """The generated account with the story that made it, which time can advance."""
     story = _Story(seed, charges, account_id_for(seed))
     story.build_catalog()
     story.build_customers(max(20, charges // 4))
@@ -866,4 +888,4 @@ def generate(seed: int = 42, charges: int = 2_000) -> Dataset:
     for name in OBJECT_TYPES:
         story.out[name].sort(key=lambda o: (o["created"], o["id"]), reverse=True)
     story.data.orders.sort(key=lambda o: (o["created_at"], o["order_id"]))
-    return story.data
+    return story

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import base64
 import bisect
+import dataclasses
 import json
 import logging
+import os
+import socket
 import threading
+import time
 from dataclasses import dataclass
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,12 +29,25 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from sandbox.generator import OBJECT_TYPES
+from sandbox import activity
+from sandbox.generator import DAY, NOW, OBJECT_TYPES, generate_story
+from sandbox.store import ORDERS_FILE, write_orders_csv
+from sandbox.truth import ground_truth
+from sandbox.webhooks import (
+    Deliverer,
+    DeliverySettings,
+    Endpoint,
+    FaultPicker,
+    Faults,
+    new_endpoint,
+)
 
 log = logging.getLogger(__name__)
 
 SANDBOX_API_KEY = "sk_test_sandbox"
 DEFAULT_PORT = 12111
+ADVANCE_FILE = "advance.json"
+EVENT_RETENTION = 30 * DAY
 
 # Equality filters each list endpoint accepts, by query parameter -> object field.
 _FILTERS = {
@@ -44,6 +62,7 @@ _FILTERS = {
     "prices": {"product": "product", "currency": "currency"},
     "products": {},
     "coupons": {},
+    "events": {},
 }
 # Fields a list can expand (`expand[]=data.<field>`; `expand[]=<field>` on a retrieve). The
 # dataset holds them expanded; by default they are answered as ids, as Stripe does.
@@ -60,6 +79,7 @@ _OBJECT_NAMES = {
     "subscriptions": "subscription",
     "invoices": "invoice",
     "coupons": "coupon",
+    "events": "event",
 }
 
 
@@ -83,10 +103,56 @@ class Collection:
     fields: list[dict[str, Any]]  # the filterable fields of each object
     position: dict[str, int]
     expanded: list[bytes] | None = None  # the bodies with `_EXPANDABLE[name]` expanded
+    hidden: set[int] = dataclasses.field(default_factory=set)  # deleted: retrieve only
+
+    @staticmethod
+    def _render(name: str, obj: dict[str, Any]) -> tuple[bytes, bytes | None]:
+        """The body as listed, and (for an expandable list) the body expanded."""
+        full = orjson.dumps(obj)
+        expandable = _EXPANDABLE.get(name)
+        if not expandable:
+            return full, None
+        listed = dict(obj)
+        listed[expandable] = [
+            v["id"] if isinstance(v, dict) else v for v in obj.get(expandable) or []
+        ]
+        return orjson.dumps(listed), full
+
+    @classmethod
+    def from_objects(cls, name: str, objs: list[dict[str, Any]]) -> Collection:
+        return cls.from_lines(name, [orjson.dumps(obj) for obj in objs])
+
+    def upsert(self, obj: dict[str, Any]) -> None:
+        """Add a new object or replace an existing one (time advancing)."""
+        body, expanded = self._render(self.name, obj)
+        fields = _filter_fields(self.name, obj)
+        i = self.position.get(obj["id"])
+        if i is None:
+            key = (obj["created"], obj["id"])
+            i = bisect.bisect_left(self.keys, key)
+            self.keys.insert(i, key)
+            self.bodies.insert(i, body)
+            self.fields.insert(i, fields)
+            if self.expanded is not None:
+                self.expanded.insert(i, expanded or body)
+            if i < len(self.keys) - 1:
+                # Rare: an object older than the newest; every later position moves.
+                self.position = {k[1]: n for n, k in enumerate(self.keys)}
+                self.hidden = {n + (n >= i) for n in self.hidden}
+            else:
+                self.position[obj["id"]] = i
+            return
+        self.bodies[i] = body
+        self.fields[i] = fields
+        if self.expanded is not None:
+            self.expanded[i] = expanded or body
+
+    def hide(self, object_id: str) -> None:
+        """A deleted object: gone from lists; retrieving it answers the deleted stub."""
+        self.hidden.add(self.position[object_id])
 
     @classmethod
     def from_lines(cls, name: str, lines: list[bytes]) -> Collection:
-        wanted = [f for f in _FILTERS.get(name, {}).values() if f]
         expandable = _EXPANDABLE.get(name)
         parsed = []
         for line in lines:
@@ -97,7 +163,7 @@ class Collection:
                     v["id"] if isinstance(v, dict) else v for v in obj.get(expandable) or []
                 ]
                 body = orjson.dumps(obj)
-            fields = {f: obj.get(f) for f in wanted}
+            fields = _filter_fields(name, obj)
             parsed.append(((obj["created"], obj["id"]), body, fields, line))
         parsed.sort(key=lambda item: item[0])
         keys = [p[0] for p in parsed]
@@ -163,6 +229,9 @@ class Collection:
                 code="resource_missing",
                 param="id",
             )
+        if i in self.hidden:
+            return orjson.dumps({"id": object_id, "object": _OBJECT_NAMES[self.name],
+                                 "deleted": True})  # fmt: skip
         return self._bodies(expand or [], "")[i]
 
     def _cursor(self, object_id: str) -> tuple[int, str]:
@@ -194,11 +263,41 @@ class Collection:
         }
         if self.name == "subscriptions" and "status" not in params:
             candidates = [i for i in candidates if self.fields[i]["status"] != "canceled"]
+        if self.name == "events":
+            candidates = self._event_candidates(candidates, params)
+        if self.hidden:
+            candidates = [i for i in candidates if i not in self.hidden]
         if equalities:
             candidates = [
                 i for i in candidates if all(self.fields[i][f] == v for f, v in equalities.items())
             ]
         return candidates
+
+    def _event_candidates(self, candidates: range | list[int], params: dict[str, str]) -> list[int]:
+        """`type` (a `prefix.*` wildcard allowed) or `types[]` (up to 20 exact types)."""
+        wanted = [v for k, v in params.items() if k.startswith("types[")]
+        if "type" in params and wanted:
+            raise ApiError(400, "You may only specify one of these parameters: type, types.",
+                           param="types")  # fmt: skip
+        if "type" in params:
+            kind = params["type"]
+            if kind.endswith(".*"):
+                prefix = kind[:-1]
+                return [i for i in candidates if self.fields[i]["type"].startswith(prefix)]
+            return [i for i in candidates if self.fields[i]["type"] == kind]
+        if wanted:
+            if len(wanted) > 20:
+                raise ApiError(400, "types may list at most 20 event types.", param="types")
+            chosen = set(wanted)
+            return [i for i in candidates if self.fields[i]["type"] in chosen]
+        return list(candidates)
+
+
+def _filter_fields(name: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an object its list can filter on."""
+    if name == "events":
+        return {"type": obj["type"]}
+    return {f: obj.get(f) for f in _FILTERS.get(name, {}).values() if f}
 
 
 def _int_param(params: dict[str, str], name: str, default: int) -> int:
@@ -224,18 +323,137 @@ def _created_filters(params: dict[str, str]) -> list[tuple[str, int]]:
 
 
 class SandboxState:
-    """A dataset folder loaded for serving."""
+    """A dataset folder loaded for serving, with its clock, events and webhook endpoints.
 
-    def __init__(self, folder: Path, api_keys: set[str] | None = None) -> None:
+    Time advances only through `advance` (`POST /v1/test_helpers/advance`): the steps taken
+    are kept in the folder's `advance.json` and replayed when a server starts again, so the
+    account persists as a Stripe account does; the folder's orders export and ground truth
+    are rewritten with every step.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        api_keys: set[str] | None = None,
+        *,
+        faults: Faults | None = None,
+        delivery: DeliverySettings | None = None,
+    ) -> None:
         folder = Path(folder)
         self.folder = folder
         self.api_keys = api_keys or {SANDBOX_API_KEY}
+        self.manifest = json.loads((folder / "manifest.json").read_text())
         self.account = (folder / "account.json").read_bytes()
+        self.lock = threading.RLock()
+        self.faults = FaultPicker(faults) if faults and faults.any else None
+        self.endpoints: list[Endpoint] = []
+        self.delivery_settings = delivery or DeliverySettings()
+        self._deliverer: Deliverer | None = None
+        self.story = None
+        self.steps: list[dict[str, int]] = []
+        self.now = NOW
         self.collections: dict[str, Collection] = {}
+        steps = json.loads((folder / ADVANCE_FILE).read_text())["steps"] if (
+            folder / ADVANCE_FILE
+        ).exists() else []  # fmt: skip
+        if steps:
+            self._replay(steps)
+            return
         for name in OBJECT_TYPES:
             with open(folder / "objects" / f"{name}.jsonl", "rb") as f:
                 lines = [line.rstrip(b"\n") for line in f if line.strip()]
             self.collections[name] = Collection.from_lines(name, lines)
+        self.collections["events"] = Collection.from_lines("events", [])
+
+    # -- time advancing ---------------------------------------------------------------------
+
+    def _story(self):
+        if self.story is None:
+            self.story = generate_story(self.manifest["seed"], self.manifest["charges_requested"])
+        return self.story
+
+    def _replay(self, steps: list[dict[str, int]]) -> None:
+        story = self._story()
+        events: list[bytes] = []
+        for step in steps:
+            result = activity.advance(story, len(self.steps), step["seconds"], step["changes"])
+            self.steps.append(step)
+            events += [e.body for e in result.events]
+        self.now = story.now
+        for name in OBJECT_TYPES:
+            self.collections[name] = Collection.from_objects(name, story.out[name])
+        for cus_id in story.data.deleted_customers:
+            self.collections["customers"].hide(cus_id)
+        self.collections["events"] = Collection.from_lines("events", events)
+
+    def advance(self, seconds: int, changes: int | None = None) -> dict[str, Any]:
+        """Move the clock forward with new activity; deliver its events to the endpoints."""
+        with self.lock:
+            story = self._story()
+            if changes is None:
+                changes = max(10, self.manifest["charges_requested"] // 100)
+            try:
+                result = activity.advance(story, len(self.steps), seconds, changes)
+            except ValueError as err:
+                raise ApiError(400, str(err), param="seconds") from None
+            self.steps.append({"seconds": seconds, "changes": changes})
+            self.now = result.now
+            by_id = {
+                name: {obj["id"]: obj for obj in story.out[name] if obj["id"] in ids}
+                for name, ids in result.changed.items()
+                if name in self.collections
+            }
+            for name, objs in by_id.items():
+                for obj in sorted(objs.values(), key=lambda o: (o["created"], o["id"])):
+                    self.collections[name].upsert(obj)
+            for cus_id in story.data.deleted_customers:
+                if self.collections["customers"].position[cus_id] not in (
+                    self.collections["customers"].hidden
+                ):
+                    self.collections["customers"].hide(cus_id)
+            for event in result.events:
+                self.collections["events"].upsert(orjson.loads(event.body))
+            self._persist()
+            if self.endpoints:
+                self.deliverer.submit(
+                    list(self.endpoints), [(e.id, e.type, e.body) for e in result.events]
+                )
+        return {
+            "object": "sandbox_advance",
+            "now": self.now,
+            "events": len(result.events),
+            "changed": {name: len(ids) for name, ids in sorted(result.changed.items())},
+        }
+
+    def _persist(self) -> None:
+        data = self.story.data
+        _write_atomically(self.folder / ORDERS_FILE, lambda p: write_orders_csv(data.orders, p))
+        truth = json.dumps(ground_truth(data), indent=2) + "\n"
+        _write_atomically(self.folder / "ground_truth.json", lambda p: p.write_text(truth))
+        steps = json.dumps({"steps": self.steps}, indent=2) + "\n"
+        _write_atomically(self.folder / ADVANCE_FILE, lambda p: p.write_text(steps))
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    @property
+    def deliverer(self) -> Deliverer:
+        if self._deliverer is None:
+            self._deliverer = Deliverer(self.delivery_settings)
+        return self._deliverer
+
+    def add_endpoint(self, url: str, events: list[str], secret: str | None = None) -> Endpoint:
+        if not url.startswith(("http://", "https://")):
+            raise ApiError(400, f"Invalid URL: {url!r}", param="url")
+        endpoint = new_endpoint(url, events, secret)
+        with self.lock:
+            self.endpoints.append(endpoint)
+        return endpoint
+
+    def close(self) -> None:
+        if self._deliverer is not None:
+            self._deliverer.stop()
+
+    # -- requests -----------------------------------------------------------------------------
 
     def authenticate(self, header: str | None) -> None:
         if not header:
@@ -256,30 +474,73 @@ class SandboxState:
             masked = (key[:8] + "*" * max(len(key) - 12, 0) + key[-4:]) if len(key) > 12 else "***"
             raise ApiError(401, f"Invalid API Key provided: {masked}", code="api_key_invalid")
 
-    def answer(self, method: str, target: str, auth: str | None) -> tuple[int, bytes]:
+    def answer(
+        self, method: str, target: str, auth: str | None, form: bytes = b""
+    ) -> tuple[int, bytes]:
         try:
             url = urlsplit(target)
             if url.path == "/healthz":
-                return 200, json.dumps({"status": "ok", "dataset": self.folder.name}).encode()
+                return 200, json.dumps(
+                    {"status": "ok", "dataset": self.folder.name, "now": self.now}
+                ).encode()
             self.authenticate(auth)
+            parts = [p for p in url.path.split("/") if p]
+            if method == "POST":
+                return 200, self._post(parts, url.path, parse_qsl(form.decode(errors="replace")))
             if method != "GET":
                 raise ApiError(405, f"Unrecognized request URL ({method}: {url.path}).")
             pairs = parse_qsl(url.query, keep_blank_values=True)
-            params = dict(pairs)
+            params = {k: v for k, v in pairs if k != "types[]"}
+            for n, kind in enumerate(v for k, v in pairs if k == "types[]"):
+                params[f"types[{n}]"] = kind
             expand = [v for k, v in pairs if k in ("expand[]", "expand")]
-            parts = [p for p in url.path.split("/") if p]
             if parts[:1] != ["v1"] or len(parts) not in (2, 3):
                 raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
             if parts[1] == "account" and len(parts) == 2:
                 return 200, self.account
-            collection = self.collections.get(parts[1])
-            if collection is None:
-                raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
-            if len(parts) == 3:
-                return 200, collection.retrieve(parts[2], expand)
-            return 200, collection.list_page(params, url.path, expand)
+            if parts[1] == "webhook_endpoints" and len(parts) == 2:
+                data = [ep.as_json() for ep in self.endpoints]
+                return 200, orjson.dumps({"object": "list", "data": data, "has_more": False,
+                                          "url": url.path})  # fmt: skip
+            with self.lock:
+                collection = self.collections.get(parts[1])
+                if collection is None:
+                    raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
+                if len(parts) == 3:
+                    return 200, collection.retrieve(parts[2], expand)
+                if parts[1] == "events":
+                    # Stripe keeps events for 30 days.
+                    params.setdefault("created[gte]", str(self.now - EVENT_RETENTION))
+                    oldest = self.now - EVENT_RETENTION
+                    if int(params["created[gte]"]) < oldest:
+                        params["created[gte]"] = str(oldest)
+                return 200, collection.list_page(params, url.path, expand)
         except ApiError as err:
             return err.status, json.dumps(err.body).encode()
+        except Exception:
+            log.exception("sandbox: %s %s failed", method, target)
+            body = ApiError(500, "An unknown error occurred", type="api_error").body
+            return 500, json.dumps(body).encode()
+
+    def _post(self, parts: list[str], path: str, form: list[tuple[str, str]]) -> bytes:
+        fields = dict(form)
+        if parts == ["v1", "test_helpers", "advance"]:
+            seconds = _int_param(fields, "seconds", DAY)
+            changes = _int_param(fields, "changes", 0) or None
+            return orjson.dumps(self.advance(seconds, changes))
+        if parts == ["v1", "webhook_endpoints"]:
+            if "url" not in fields:
+                raise ApiError(400, "Missing required param: url.", param="url")
+            events = [v for k, v in form if k.startswith("enabled_events[")]
+            endpoint = self.add_endpoint(fields["url"], events)
+            return orjson.dumps(endpoint.as_json(with_secret=True))
+        raise ApiError(404, f"Unrecognized request URL (POST: {path}).")
+
+
+def _write_atomically(path: Path, write) -> None:
+    staging = path.with_name(f".{path.name}.tmp")
+    write(staging)
+    os.replace(staging, path)
 
 
 def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
@@ -289,8 +550,11 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
         # the client's delayed ACK hold every response that ends in a small segment ~40 ms.
         disable_nagle_algorithm = True
 
-        def do_GET(self) -> None:
-            status, body = state.answer("GET", self.path, self.headers.get("Authorization"))
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            # The `Date` header tells the account's clock, as Stripe's tells Stripe's.
+            return formatdate(state.now if timestamp is None else timestamp, usegmt=True)
+
+        def _send(self, status: int, body: bytes, fault: str | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -298,17 +562,38 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
             if status >= 500 or status == 429:
                 self.send_header("Stripe-Should-Retry", "true")
             self.end_headers()
+            if fault == "drop":
+                # Half the body, then the connection is gone.
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            fault = None
+            if state.faults and self.path.startswith("/v1/"):
+                fault = state.faults.draw()
+            if fault == "429":
+                body = ApiError(429, "Too many requests hit the API too quickly.",
+                                type="invalid_request_error", code="rate_limit").body  # fmt: skip
+                self._send(429, json.dumps(body).encode())
+                return
+            if fault == "500":
+                body = ApiError(500, "An unknown error occurred", type="api_error").body
+                self._send(500, json.dumps(body).encode())
+                return
+            if fault == "slow":
+                time.sleep(state.faults.faults.slow_seconds)
+            status, body = state.answer("GET", self.path, self.headers.get("Authorization"))
+            self._send(status, body, fault if fault == "drop" and status == 200 else None)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
-            status, body = state.answer("POST", self.path, self.headers.get("Authorization"))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            form = self.rfile.read(length)
+            status, body = state.answer("POST", self.path, self.headers.get("Authorization"), form)
+            self._send(status, body)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("sandbox: " + format, *args)
@@ -338,6 +623,7 @@ class SandboxServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.state.close()
 
     def __enter__(self) -> SandboxServer:
         return self.start()

@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
 from typing import Any
 
-from sandbox.generator import NOW, OBJECT_TYPES, Dataset
+from sandbox.generator import OBJECT_TYPES, Dataset
 
 _MRR_PLACES = Decimal("0.0001")
 
@@ -86,7 +86,7 @@ def mrr_monthly(data: Dataset) -> dict[str, dict[str, str]]:
     if not schedule:
         return {}
     totals: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    months = _month_starts(min(p["starts"] for p in schedule), NOW)
+    months = _month_starts(min(p["starts"] for p in schedule), data.now)
     # The last month (the current one) has not ended: it is not measured.
     for month, month_end in pairwise(months):
         measured_at = month_end.timestamp()
@@ -156,6 +156,8 @@ def ground_truth(data: Dataset) -> dict[str, Any]:
         "seed": data.seed,
         "charges_requested": data.charges_requested,
         "account_id": data.account["id"],
+        "now": data.now,
+        "deleted_customers": sorted(data.deleted_customers),
         "counts": counts,
         "settlement": dict(sorted(settlement.items())),
         "settlement_monthly": monthly_settlement(data),
