@@ -47,8 +47,10 @@ def record_load(
     started_at: dt.datetime,
     error: BaseException | None = None,
     database: Path | None = None,
+    rows: dict[str, int] | None = None,
 ) -> None:
-    """Append the pipeline's last load to the history."""
+    """Append the pipeline's last load to the history (`rows`: the rows per table of a run
+    made of several loads, else those of the last one)."""
     trace = pipeline.last_trace
     load_info = trace.last_load_info if trace and error is None else None
     load_id = load_info.loads_ids[-1] if load_info and load_info.loads_ids else None
@@ -65,7 +67,9 @@ def record_load(
         started_at,
         dt.datetime.now(dt.UTC),
         "failed" if error is not None else "succeeded",
-        json.dumps(rows_by_table(pipeline) if error is None else {}),
+        json.dumps(
+            {} if error is not None else dict(sorted((rows or rows_by_table(pipeline)).items()))
+        ),
         message[:1000] if message else None,
     ]
     try:

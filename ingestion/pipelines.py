@@ -41,3 +41,12 @@ def careportals_pipeline(
         dataset_name=RAW_CAREPORTALS_SCHEMA,
         pipelines_dir=str(working_dir or pipelines_dir()),
     )
+
+
+def stripe_load_steps(lists: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The loads one Stripe run makes, each committed on its own: every list, then the
+    events. A run that dies midway resumes after the last committed list and reads the
+    events from their old cursor, so nothing is fetched twice and nothing is missed."""
+    from ingestion.stripe_source import STRIPE_LISTS
+
+    return [(name,) for name in STRIPE_LISTS] + [("events",)]

@@ -62,6 +62,10 @@ class StripeSettings:
     account_id: str | None = None
     # Read every list in full instead of from the `created` cursor.
     full_refresh: bool = False
+    # Read the Events feed (changes to objects created before the last run).
+    events: bool = True
+    # Re-read the mutable objects created in this many days (a safety net; 0 = off).
+    relist_days: int = 0
 
     @classmethod
     def from_env(cls) -> StripeSettings:
@@ -74,6 +78,8 @@ class StripeSettings:
             "account_id": env.get("STRIPE_ACCOUNT_ID", "").strip() or None,
             "full_refresh": env.get("STRIPE_FULL_REFRESH", "").strip().lower() in TRUE_WORDS,
             "max_retries": int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
+            "events": env.get("STRIPE_EVENTS", "1").strip().lower() in TRUE_WORDS,
+            "relist_days": _int_env(env, "STRIPE_RELIST_DAYS", 0),
             "orders_path": Path(orders) if orders else None,
             "sandbox_settings": sandbox,
         }
@@ -96,6 +102,15 @@ class StripeSettings:
             autostart_sandbox="STRIPE_API_BASE" not in env,
             **common,
         )
+
+
+def _int_env(env: os._Environ | dict, name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}.")
+    return int(raw)
 
 
 def _lists_from_env(raw: str) -> tuple[str, ...]:

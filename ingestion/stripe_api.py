@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -81,6 +82,9 @@ class StripeApi:
         self.stripe_account = stripe_account
         self.configured_account_id = account_id
         self.requests_made = 0
+        # The API's clock (its `Date` header): at the first answer, and at the latest.
+        self.first_server_time: int | None = None
+        self.server_time: int | None = None
 
     def close(self) -> None:
         self._client.close()
@@ -122,6 +126,7 @@ class StripeApi:
                 self._sleep(attempt, None)
                 continue
             if response.status_code < 400:
+                self._clock(response.headers.get("Date"))
                 return response.content
             should_retry = response.headers.get("Stripe-Should-Retry")
             retryable = should_retry == "true" or (
@@ -131,6 +136,23 @@ class StripeApi:
                 self._sleep(attempt, response.headers.get("Retry-After"))
                 continue
             raise self._error(path, response)
+
+    def _clock(self, date: str | None) -> None:
+        try:
+            when = int(parsedate_to_datetime(date).timestamp()) if date else int(time.time())
+        except (TypeError, ValueError):
+            when = int(time.time())
+        self.server_time = when
+        if self.first_server_time is None:
+            self.first_server_time = when
+
+    def now(self) -> int:
+        """The API's time (its clock, not this machine's), asking it if nothing was read yet."""
+        if self.server_time is None:
+            self.account()
+            if self.server_time is None:
+                self.get("/v1/events", {"limit": 1})
+        return self.server_time or int(time.time())
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))

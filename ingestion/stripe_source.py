@@ -7,7 +7,15 @@ tables (dlt skips Python-side normalisation for Arrow) and loaded as parquet, me
 already in the warehouse.
 
 Loads are incremental by `created`: each run asks for `created >= cursor`, so the boundary
-second is read again and the merge drops what was already there.
+second is read again and the merge drops what was already there. Changes to objects created
+earlier (a refund of an old charge, a canceled subscription, a deleted customer) come
+through the Events feed (`/v1/events`, see `ingestion.events`), read from its own cursor
+with an overlap window. When that cursor is older than Stripe keeps events (30 days; 25 is
+the margin), the mutable lists are read in full instead; `relist_days` re-reads the objects
+created in the last days as a safety net on a slower schedule.
+
+Every raw row carries `observed_at`, the API's clock when it was read, which the models
+compare with event times to keep each object's latest state.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import dlt
 import orjson
 import pyarrow as pa
 
+from ingestion.events import EVENTS_COLUMNS, EVENTS_SCHEMA, MUTABLE_LISTS, event_batches
 from ingestion.stripe_api import StripeApi
 
 # Stripe list endpoints loaded into raw tables, with the query parameters each needs.
@@ -39,6 +48,11 @@ STRIPE_LISTS: dict[str, dict[str, str]] = {
 }
 
 BATCH_ROWS = 5_000
+DAY = 86_400
+# Events are re-read from this long before the cursor: one created late is not missed.
+EVENTS_OVERLAP_SECONDS = 300
+# Stripe keeps events 30 days; an events cursor older than this re-lists the mutable lists.
+EVENTS_STALE_SECONDS = 25 * DAY
 
 RAW_SCHEMA = pa.schema(
     [
@@ -48,17 +62,22 @@ RAW_SCHEMA = pa.schema(
         pa.field("livemode", pa.bool_()),
         pa.field("payload", pa.string(), nullable=False),
         pa.field("extracted_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("observed_at", pa.int64()),
     ]
 )
 
 
 def _batches(
-    pages: Iterator[list[dict[str, Any]]], account_id: str, cursor_out: dict[str, int]
+    pages: Iterator[list[dict[str, Any]]],
+    account_id: str,
+    cursor_out: dict[str, int],
+    clock: Callable[[], int | None] = lambda: None,
 ) -> Iterator[pa.Table]:
     ids: list[str] = []
     created: list[int] = []
     livemode: list[bool | None] = []
     payloads: list[str] = []
+    observed: list[int | None] = []
     extracted_at = dt.datetime.now(dt.UTC)
     newest = cursor_out.get("max_created", 0)
 
@@ -71,15 +90,18 @@ def _batches(
                 pa.array(livemode, pa.bool_()),
                 pa.array(payloads, pa.string()),
                 pa.array([extracted_at] * len(ids), pa.timestamp("us", tz="UTC")),
+                pa.array(observed, pa.int64()),
             ],
             schema=RAW_SCHEMA,
         )
-        ids.clear(), created.clear(), livemode.clear(), payloads.clear()
+        ids.clear(), created.clear(), livemode.clear(), payloads.clear(), observed.clear()
         return table
 
     yielded = False
     for page in pages:
+        seen_at = clock()
         for obj in page:
+            observed.append(seen_at)
             ids.append(obj["id"])
             created.append(obj["created"])
             livemode.append(obj.get("livemode"))
@@ -101,6 +123,7 @@ def stripe_list_resource(
     *,
     read: bool = True,
     from_start: bool = False,
+    relist_days: int = 0,
 ) -> Any:
     """A dlt resource that loads one Stripe list incrementally by `created` (or in full with
     `from_start`); with `read=False` it only makes sure the (empty) raw table exists."""
@@ -118,19 +141,78 @@ def stripe_list_resource(
             return
         api = api_factory()
         account_id = api.account_id
+        started = api.first_server_time or api.now()
         cursors = dlt.current.resource_state().setdefault("created_cursor", {})
+        events_cursors = dlt.current.source_state().setdefault("events_cursor", {})
         params: dict[str, Any] = dict(STRIPE_LISTS[list_name])
         previous = cursors.get(account_id)
-        if previous is not None and not from_start:
+        events_cursor = events_cursors.get(account_id)
+        mutable = list_name in MUTABLE_LISTS
+        stale = events_cursor is not None and events_cursor < started - EVENTS_STALE_SECONDS
+        if previous is not None and not from_start and not (stale and mutable):
             # Re-read the boundary second: objects created in it after the last run.
-            params["created[gte]"] = previous
+            since = previous
+            if relist_days and mutable:
+                since = min(previous, started - relist_days * DAY)
+            params["created[gte]"] = since
         progress: dict[str, int] = {"max_created": previous or 0}
-        yield from _batches(api.iter_pages(list_name, params), account_id, progress)
+        clock = lambda: api.server_time  # noqa: E731
+        yield from _batches(api.iter_pages(list_name, params), account_id, progress, clock)
         # Only a list read to its end moves the cursor.
         if progress["max_created"]:
             cursors[account_id] = progress["max_created"]
+        # Changes after this read come through the events: the feed starts no later.
+        if events_cursor is None or "created[gte]" not in params:
+            events_cursors[account_id] = min(events_cursor or started, started)
 
     return objects
+
+
+def stripe_events_resource(
+    api_factory: Callable[[], StripeApi], *, read: bool = True, report: dict | None = None
+) -> Any:
+    """The Events feed: `/v1/events` from the events cursor (less the overlap) to now."""
+
+    @dlt.resource(
+        name="events",
+        table_name="events",
+        primary_key=("account_id", "id"),
+        write_disposition="merge",
+        columns=EVENTS_COLUMNS,
+    )
+    def events() -> Iterator[pa.Table]:
+        if not read:
+            yield EVENTS_SCHEMA.empty_table()
+            return
+        api = api_factory()
+        account_id = api.account_id
+        started = api.first_server_time or api.now()
+        cursors = dlt.current.source_state().setdefault("events_cursor", {})
+        cursor = cursors.get(account_id)
+        if cursor is None:
+            # No list was read yet: there is nothing for events to change.
+            cursors[account_id] = started
+            yield EVENTS_SCHEMA.empty_table()
+            return
+        if cursor < started - EVENTS_STALE_SECONDS and report is not None:
+            report["events_cursor_stale"] = True
+        params = {"created[gte]": max(0, cursor - EVENTS_OVERLAP_SECONDS)}
+        unmapped: dict[str, int] = {}
+        pages = api.iter_pages("events", params)
+        read_any = False
+        for table in event_batches(
+            (event for page in pages for event in page), account_id, "api", unmapped
+        ):
+            read_any = True
+            yield table
+        if not read_any:
+            yield EVENTS_SCHEMA.empty_table()
+        if report is not None:
+            report["unmapped_event_types"] = unmapped
+        # Read to the end: the next run starts where this one started.
+        cursors[account_id] = max(cursor, started)
+
+    return events
 
 
 @dlt.source(name="stripe", max_table_nesting=0)
@@ -138,13 +220,20 @@ def stripe_source(
     api_factory: Callable[[], StripeApi],
     lists: tuple[str, ...] = tuple(STRIPE_LISTS),
     from_start: bool = False,
+    events: bool = True,
+    relist_days: int = 0,
+    report: dict | None = None,
 ) -> Any:
-    """One raw table per Stripe list. The lists in `lists` are read through the API that
-    `api_factory` builds (lazily: no request is made until the pipeline runs); the others
-    are kept as empty tables, so the models build whatever a key may read. `from_start`
-    reads every list in full, for servers without `created` filters or to re-read after
-    trouble; the merge keeps nothing twice."""
-    return [
-        stripe_list_resource(name, api_factory, read=name in lists, from_start=from_start)
+    """One raw table per Stripe list, and the `events` table. The lists in `lists` are read
+    through the API that `api_factory` builds (lazily: no request is made until the pipeline
+    runs); the others are kept as empty tables, so the models build whatever a key may
+    read. `from_start` reads every list in full, for servers without `created` filters or
+    to re-read after trouble; the merge keeps nothing twice. `relist_days` re-reads the
+    mutable objects created in that many days. `report` collects what a run noticed."""
+    resources = [
+        stripe_list_resource(
+            name, api_factory, read=name in lists, from_start=from_start, relist_days=relist_days
+        )
         for name in STRIPE_LISTS
     ]
+    return [*resources, stripe_events_resource(api_factory, read=events, report=report)]

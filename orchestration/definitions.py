@@ -26,8 +26,13 @@ from dotenv import load_dotenv
 
 from ingestion.careportals import careportals_source
 from ingestion.connect import open_stripe, orders_path
-from ingestion.load_history import record_load
-from ingestion.pipelines import LOADER_FILE_FORMAT, careportals_pipeline, stripe_pipeline
+from ingestion.load_history import record_load, rows_by_table
+from ingestion.pipelines import (
+    LOADER_FILE_FORMAT,
+    careportals_pipeline,
+    stripe_load_steps,
+    stripe_pipeline,
+)
 from ingestion.settings import StripeSettings
 from ingestion.stripe_source import stripe_source
 from publishing.publish import publish_marts
@@ -38,6 +43,8 @@ load_dotenv(override=False)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DUCKDB_POOL = "duckdb"
+# A run with this tag re-reads the mutable Stripe objects created in that many days.
+RELIST_TAG = "stripe/relist_days"
 
 
 class RawTranslator(DagsterDltTranslator):
@@ -70,27 +77,45 @@ def _unused_api() -> None:
     pool=DUCKDB_POOL,
 )
 def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
-    """Every Stripe list, incrementally by `created`, merged on (account_id, id)."""
+    """Every Stripe list, incrementally by `created`, and the Events feed, merged on
+    (account_id, id); each list is committed on its own (see `stripe_load_steps`)."""
     check_writable()
     pipeline, started_at = stripe_pipeline(), dt.datetime.now(dt.UTC)
     try:
         settings = StripeSettings.from_env()
+        relist_days = int(context.run.tags.get(RELIST_TAG, settings.relist_days))
         api = open_stripe(settings)
+        report: dict = {}
+        rows: dict[str, int] = {}
         try:
-            yield from dlt.run(
-                context=context,
-                dlt_source=stripe_source(
-                    lambda: api, lists=settings.lists, from_start=settings.full_refresh
-                ),
-                dlt_pipeline=pipeline,
-                loader_file_format=LOADER_FILE_FORMAT,
-            )
+            for step in stripe_load_steps(settings.lists):
+                source = stripe_source(
+                    lambda: api,
+                    lists=settings.lists,
+                    from_start=settings.full_refresh,
+                    events=settings.events,
+                    relist_days=relist_days,
+                    report=report,
+                ).with_resources(*step)
+                yield from dlt.run(
+                    context=context,
+                    dlt_source=source,
+                    dlt_pipeline=pipeline,
+                    loader_file_format=LOADER_FILE_FORMAT,
+                )
+                rows.update(rows_by_table(pipeline))
         finally:
             api.close()
+        if report.get("unmapped_event_types"):
+            context.log.info(f"Event types kept but not applied: {report['unmapped_event_types']}")
+        if report.get("events_cursor_stale"):
+            context.log.warning(
+                "The events cursor was older than 25 days: the mutable lists were re-read in full."
+            )
     except Exception as err:
         record_load(pipeline, started_at, error=err)
         raise
-    record_load(pipeline, started_at)
+    record_load(pipeline, started_at, rows=rows)
 
 
 @dlt_assets(
@@ -222,10 +247,20 @@ incremental_load = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
+rolling_relist = dg.ScheduleDefinition(
+    name="rolling_relist",
+    job=full_pipeline,
+    cron_schedule=os.environ.get("STRIPE_RELIST_CRON", "30 3 * * *"),
+    execution_timezone="UTC",
+    tags={RELIST_TAG: os.environ.get("STRIPE_RELIST_WINDOW_DAYS", "30")},
+    description="The safety net: re-read the Stripe objects created in the last 30 days.",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
 defs = dg.Definitions(
     assets=[stripe_raw, careportals_raw, dbt_models, published_marts],
     jobs=[full_pipeline],
-    schedules=[incremental_load],
+    schedules=[incremental_load, rolling_relist],
     resources={
         "dlt": DagsterDltResource(),
         "dbt": DbtCliResource(

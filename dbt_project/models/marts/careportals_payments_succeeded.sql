@@ -1,7 +1,8 @@
 {#- The payment_succesful tab of the CarePortals workbook: one row per succeeded, captured
-    charge, as the payment-succeeded webhook recorded it (event type, when, the payment and
-    its order). Built from the charges, so it is complete whether or not every webhook
-    arrived. -#}
+    charge, as the payment_intent.succeeded webhook recorded it (event, when, the payment
+    and its order). Built from the charges and joined to their event, so it is complete
+    whether or not every webhook arrived; `event_id` is null where no event was seen (the
+    history before the pipeline started reading events). -#}
 with
 
 charges as (
@@ -9,19 +10,39 @@ charges as (
     where status = 'succeeded' and captured
 ),
 
+events as (
+    select
+        account_id,
+        object_id as payment_intent_id,
+        event_id,
+        received_via,
+        row_number() over (
+            partition by account_id, object_id order by created_at, event_id
+        ) as event_number
+    from {{ ref('stg_stripe__events') }}
+    where event_type = 'payment_intent.succeeded'
+),
+
 final as (
     select
-        'charge.succeeded' as event_type,
-        charge_id,
-        payment_intent_id,
-        amount,
-        currency,
+        'payment_intent.succeeded' as event_type,
+        events.event_id,
+        coalesce(events.received_via, 'objects') as recorded_from,
+        charges.charge_id,
+        charges.payment_intent_id,
+        charges.amount,
+        charges.currency,
         -- `datetime` is the CarePortals workbook's column name, keyword or not.
-        created_at as datetime,  -- noqa: RF04
-        order_id as metadata_resource_id,
-        customer_id,
-        email
+        charges.created_at as datetime,  -- noqa: RF04
+        charges.order_id as metadata_resource_id,
+        charges.customer_id,
+        charges.email
     from charges
+    left join events
+        on
+            charges.account_id = events.account_id
+            and charges.payment_intent_id = events.payment_intent_id
+            and events.event_number = 1
 )
 
 select * from final

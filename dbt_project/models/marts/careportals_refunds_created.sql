@@ -1,26 +1,46 @@
 {#- The refund.created tab of the CarePortals workbook: one row per refund, as the
-    refund-created webhook recorded it (event type, when, the refund, its charge and
-    order). Built from the refunds, so it is complete whether or not every webhook
-    arrived. -#}
+    refund.created webhook recorded it (event, when, the refund, its charge and order).
+    Built from the refunds and joined to their event, so it is complete whether or not every
+    webhook arrived; `event_id` is null where no event was seen. -#}
 with
 
 refunds as (
     select * from {{ ref('fct_refunds') }}
 ),
 
+events as (
+    select
+        account_id,
+        object_id as refund_id,
+        event_id,
+        received_via,
+        row_number() over (
+            partition by account_id, object_id order by created_at, event_id
+        ) as event_number
+    from {{ ref('stg_stripe__events') }}
+    where event_type = 'refund.created'
+),
+
 final as (
     select
         'refund.created' as event_type,
-        refund_id,
-        charge_id,
-        amount,
-        currency,
+        events.event_id,
+        coalesce(events.received_via, 'objects') as recorded_from,
+        refunds.refund_id,
+        refunds.charge_id,
+        refunds.amount,
+        refunds.currency,
         -- `datetime` is the CarePortals workbook's column name, keyword or not.
-        created_at as datetime,  -- noqa: RF04
-        reason,
-        status,
-        order_id as metadata_resource_id
+        refunds.created_at as datetime,  -- noqa: RF04
+        refunds.reason,
+        refunds.status,
+        refunds.order_id as metadata_resource_id
     from refunds
+    left join events
+        on
+            refunds.account_id = events.account_id
+            and refunds.refund_id = events.refund_id
+            and events.event_number = 1
 )
 
 select * from final

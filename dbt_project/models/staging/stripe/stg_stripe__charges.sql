@@ -31,7 +31,7 @@ source as (
                 'card': {'brand': 'varchar', 'funding': 'varchar', 'country': 'varchar'}
             }
         }) }} as charge
-    from {{ source('stripe', 'charges') }}
+    from {{ stripe_object_state('charges') }} as stripe_objects
 ),
 
 currencies as (

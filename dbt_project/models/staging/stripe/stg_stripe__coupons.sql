@@ -14,7 +14,7 @@ source as (
             'currency': 'varchar',
             'valid': 'boolean'
         }) }} as coupon
-    from {{ source('stripe', 'coupons') }}
+    from {{ stripe_object_state('coupons') }} as stripe_objects
 ),
 
 final as (

@@ -3,6 +3,7 @@ with
 source as (
     select
         account_id,
+        object_deleted,
         {{ parse_json('payload', {
             'id': 'varchar',
             'created': 'bigint',
@@ -13,7 +14,7 @@ source as (
             'delinquent': 'boolean',
             'address': {'country': 'varchar'}
         }) }} as customer
-    from {{ source('stripe', 'customers') }}
+    from {{ stripe_object_state('customers') }} as stripe_objects
 ),
 
 final as (
@@ -26,7 +27,7 @@ final as (
         lower(customer.currency) as currency,
         customer.address.country,
         coalesce(customer.delinquent, false) as is_delinquent,
-        coalesce(customer.deleted, false) as is_deleted
+        coalesce(customer.deleted, false) or object_deleted as is_deleted
     from source
 )
 

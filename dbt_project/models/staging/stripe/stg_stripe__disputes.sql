@@ -13,7 +13,7 @@ source as (
             'reason': 'varchar',
             'status': 'varchar'
         }) }} as dispute
-    from {{ source('stripe', 'disputes') }}
+    from {{ stripe_object_state('disputes') }} as stripe_objects
 ),
 
 currencies as (

@@ -32,7 +32,7 @@ source as (
                 }]
             }
         }) }} as invoice
-    from {{ source('stripe', 'invoices') }}
+    from {{ stripe_object_state('invoices') }} as stripe_objects
 ),
 
 lines as (

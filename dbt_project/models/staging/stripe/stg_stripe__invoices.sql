@@ -18,7 +18,7 @@ source as (
             'period_start': 'bigint',
             'period_end': 'bigint'
         }) }} as invoice
-    from {{ source('stripe', 'invoices') }}
+    from {{ stripe_object_state('invoices') }} as stripe_objects
 ),
 
 currencies as (

@@ -17,7 +17,7 @@ source as (
             'metadata': {'resourceId': 'varchar'},
             'last_payment_error': {'code': 'varchar', 'decline_code': 'varchar'}
         }) }} as intent
-    from {{ source('stripe', 'payment_intents') }}
+    from {{ stripe_object_state('payment_intents') }} as stripe_objects
 ),
 
 currencies as (

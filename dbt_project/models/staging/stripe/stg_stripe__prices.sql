@@ -16,7 +16,7 @@ source as (
                 'interval': 'varchar', 'interval_count': 'bigint', 'usage_type': 'varchar'
             }
         }) }} as price
-    from {{ source('stripe', 'prices') }}
+    from {{ stripe_object_state('prices') }} as stripe_objects
 ),
 
 final as (

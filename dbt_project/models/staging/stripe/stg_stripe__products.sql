@@ -11,7 +11,7 @@ source as (
             'active': 'boolean',
             'metadata': {'category': 'varchar'}
         }) }} as product
-    from {{ source('stripe', 'products') }}
+    from {{ stripe_object_state('products') }} as stripe_objects
 ),
 
 final as (

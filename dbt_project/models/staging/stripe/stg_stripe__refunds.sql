@@ -15,7 +15,7 @@ source as (
             'status': 'varchar',
             'metadata': {'resourceId': 'varchar'}
         }) }} as refund
-    from {{ source('stripe', 'refunds') }}
+    from {{ stripe_object_state('refunds') }} as stripe_objects
 ),
 
 currencies as (

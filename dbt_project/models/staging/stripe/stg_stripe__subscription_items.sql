@@ -23,7 +23,7 @@ source as (
                 }
             }]}
         }) }} as stripe_subscription
-    from {{ source('stripe', 'subscriptions') }}
+    from {{ stripe_object_state('subscriptions') }} as stripe_objects
 ),
 
 items as (

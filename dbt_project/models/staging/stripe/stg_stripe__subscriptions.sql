@@ -18,7 +18,7 @@ source as (
             'latest_invoice': 'varchar',
             'items': {'has_more': 'boolean', 'total_count': 'bigint'}
         }) }} as stripe_subscription
-    from {{ source('stripe', 'subscriptions') }}
+    from {{ stripe_object_state('subscriptions') }} as stripe_objects
 ),
 
 final as (
