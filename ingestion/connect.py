@@ -24,6 +24,7 @@ def open_stripe(settings: StripeSettings) -> StripeApi:
         account_id=settings.account_id,
         max_retries=settings.max_retries,
         timeout=settings.timeout_seconds,
+        backoff_base=settings.backoff_seconds,
     )
     try:
         api.account()

@@ -50,3 +50,15 @@ def stripe_load_steps(lists: tuple[str, ...]) -> list[tuple[str, ...]]:
     from ingestion.stripe_source import STRIPE_LISTS
 
     return [(name,) for name in STRIPE_LISTS] + [("events",)]
+
+
+def stripe_webhooks_pipeline(
+    database: Path | None = None, working_dir: Path | None = None
+) -> dlt.Pipeline:
+    """Loads the webhook landing into the same raw `events` table as the Events feed."""
+    return dlt.pipeline(
+        pipeline_name="stripe_webhooks",
+        destination=_destination(database),
+        dataset_name=RAW_STRIPE_SCHEMA,
+        pipelines_dir=str(working_dir or pipelines_dir()),
+    )

@@ -54,6 +54,8 @@ class StripeSettings:
     sandbox_settings: SandboxSettings = field(default_factory=SandboxSettings)
     max_retries: int = 5
     timeout_seconds: float = 30.0
+    # The first retry's delay, doubled on each further retry (capped at 8 s).
+    backoff_seconds: float = 0.5
     # Sandbox mode without an explicit STRIPE_API_BASE starts the sandbox server when needed.
     autostart_sandbox: bool = False
     # The Stripe lists to read (the others are kept as empty tables).
@@ -78,6 +80,7 @@ class StripeSettings:
             "account_id": env.get("STRIPE_ACCOUNT_ID", "").strip() or None,
             "full_refresh": env.get("STRIPE_FULL_REFRESH", "").strip().lower() in TRUE_WORDS,
             "max_retries": int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
+            "backoff_seconds": float(env.get("STRIPE_RETRY_BACKOFF_SECONDS", cls.backoff_seconds)),
             "events": env.get("STRIPE_EVENTS", "1").strip().lower() in TRUE_WORDS,
             "relist_days": _int_env(env, "STRIPE_RELIST_DAYS", 0),
             "orders_path": Path(orders) if orders else None,

@@ -26,15 +26,18 @@ from dotenv import load_dotenv
 
 from ingestion.careportals import careportals_source
 from ingestion.connect import open_stripe, orders_path
+from ingestion.landing import landing_offsets, pending_bytes, webhook_landing_source
 from ingestion.load_history import record_load, rows_by_table
 from ingestion.pipelines import (
     LOADER_FILE_FORMAT,
     careportals_pipeline,
     stripe_load_steps,
     stripe_pipeline,
+    stripe_webhooks_pipeline,
 )
 from ingestion.settings import StripeSettings
 from ingestion.stripe_source import stripe_source
+from ingestion.webhooks import landing_dir_from_env
 from publishing.publish import publish_marts
 from publishing.settings import PublishSettings
 from warehouse import check_writable, duckdb_path
@@ -43,6 +46,8 @@ load_dotenv(override=False)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DUCKDB_POOL = "duckdb"
+EVENTS_SOURCE = "source.stripe_elt.stripe.events"
+WEBHOOK_LANDING_KEY = dg.AssetKey(["stripe", "webhook_landing"])
 # A run with this tag re-reads the mutable Stripe objects created in that many days.
 RELIST_TAG = "stripe/relist_days"
 
@@ -181,7 +186,12 @@ class ModelTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         node = manifest["nodes"].get(unique_id) or {}
         schema = node.get("config", {}).get("schema")
-        return spec.replace_attributes(group_name=schema) if schema else spec
+        if schema:
+            spec = spec.replace_attributes(group_name=schema)
+        if EVENTS_SOURCE in node.get("depends_on", {}).get("nodes", []):
+            # The raw events table is filled by the Events feed and by the webhook landing.
+            spec = spec.merge_attributes(deps=[WEBHOOK_LANDING_KEY])
+        return spec
 
 
 @dbt_assets(
@@ -233,6 +243,37 @@ def published_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
+@dg.asset(
+    key=WEBHOOK_LANDING_KEY,
+    group_name="stripe_raw",
+    kinds={"dlt", "duckdb"},
+    pool=DUCKDB_POOL,
+)
+def webhook_landing(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """The events the webhook receiver landed, loaded into raw_stripe.events (the table the
+    Events feed fills too), each event once."""
+    check_writable()
+    pipeline, started_at = stripe_webhooks_pipeline(), dt.datetime.now(dt.UTC)
+    report: dict = {}
+    try:
+        settings = StripeSettings.from_env()
+        account_id = settings.account_id
+        if account_id is None:
+            api = open_stripe(settings)
+            account_id = api.account_id
+            api.close()
+        pipeline.run(
+            webhook_landing_source(landing_dir_from_env(), account_id, report=report),
+            loader_file_format=LOADER_FILE_FORMAT,
+        )
+    except Exception as err:
+        record_load(pipeline, started_at, error=err)
+        raise
+    record_load(pipeline, started_at)
+    context.log.info(f"Loaded {report.get('events_read', 0)} landed events")
+    return dg.MaterializeResult(metadata={"events_read": report.get("events_read", 0)})
+
+
 full_pipeline = dg.define_asset_job(
     "full_pipeline",
     selection=dg.AssetSelection.all(),
@@ -247,6 +288,27 @@ incremental_load = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
+webhook_to_marts = dg.define_asset_job(
+    "webhook_to_marts",
+    selection=dg.AssetSelection.assets(webhook_landing)
+    | dg.AssetSelection.keys(dg.AssetKey(["stripe", "events"])).downstream(include_self=False),
+    description="Load the landed webhook events, rebuild the models they feed, publish.",
+)
+
+
+@dg.sensor(job=webhook_to_marts, minimum_interval_seconds=10)
+def webhook_landing_sensor(context: dg.SensorEvaluationContext):
+    """Starts `webhook_to_marts` when the receiver has landed events no load has taken."""
+    folder = landing_dir_from_env()
+    if not folder.exists():
+        return dg.SkipReason(f"No landing folder {folder} yet (start the receiver).")
+    waiting = pending_bytes(folder, landing_offsets(stripe_webhooks_pipeline()))
+    if not waiting:
+        return dg.SkipReason("No new landed events.")
+    sizes = sorted((p.name, p.stat().st_size) for p in folder.glob("events-*.jsonl"))
+    return dg.RunRequest(run_key=f"landing-{hash(tuple(sizes))}")
+
+
 rolling_relist = dg.ScheduleDefinition(
     name="rolling_relist",
     job=full_pipeline,
@@ -258,9 +320,10 @@ rolling_relist = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[stripe_raw, careportals_raw, dbt_models, published_marts],
-    jobs=[full_pipeline],
+    assets=[stripe_raw, careportals_raw, webhook_landing, dbt_models, published_marts],
+    jobs=[full_pipeline, webhook_to_marts],
     schedules=[incremental_load, rolling_relist],
+    sensors=[webhook_landing_sensor],
     resources={
         "dlt": DagsterDltResource(),
         "dbt": DbtCliResource(

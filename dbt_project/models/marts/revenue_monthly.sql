@@ -10,7 +10,9 @@ daily as (
 
 refunds as (
     select * from {{ ref('fct_refunds') }}
-    where balance_transaction_id is not null
+    -- Settled refunds only: one a webhook announced counts once its balance transaction
+    -- is loaded (the next incremental run), as in revenue_daily.
+    where settlement_currency is not null
 ),
 
 currencies as (
