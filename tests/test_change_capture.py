@@ -63,9 +63,7 @@ def warehouse_state(workdir: Path) -> dict:
     names = dict(query(workdir, "select customer_id, name from staging.stg_stripe__customers"))
     deleted = {
         row[0]
-        for row in query(
-            workdir, "select customer_id from marts.dim_customers where is_deleted"
-        )
+        for row in query(workdir, "select customer_id from marts.dim_customers where is_deleted")
     }
     refunds = {row[0] for row in query(workdir, "select refund_id from marts.fct_refunds")}
     return {
