@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint format ui sandbox bench lock clean clean-warehouse
+.PHONY: run test lint format ui sandbox webhooks bench lock clean clean-warehouse
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ ui: env
 ## Serve the Stripe sandbox on its own (http://127.0.0.1:12111).
 sandbox: env
 	$(BIN)/python -m sandbox serve
+
+## Receive Stripe webhooks on http://127.0.0.1:8787/webhooks/stripe (needs STRIPE_WEBHOOK_SECRET).
+webhooks: env
+	$(BIN)/python -m ingestion.webhooks
 
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile --quiet requirements.in -o requirements.lock --python $(BIN)/python --custom-compile-command "make lock"

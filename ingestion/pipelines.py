@@ -62,3 +62,32 @@ def stripe_webhooks_pipeline(
         dataset_name=RAW_STRIPE_SCHEMA,
         pipelines_dir=str(working_dir or pipelines_dir()),
     )
+
+
+def run_stripe_load(pipeline: dlt.Pipeline, api_factory, settings) -> dict[str, int]:
+    """One Stripe run outside Dagster (the Dagster asset makes the same steps): each list
+    committed on its own, then the events. The rows loaded per table."""
+    from ingestion.load_history import rows_by_table
+    from ingestion.stripe_source import stripe_source
+
+    rows: dict[str, int] = {}
+    finish_pending(pipeline)
+    for step in stripe_load_steps(settings.lists):
+        source = stripe_source(
+            api_factory,
+            lists=settings.lists,
+            from_start=settings.full_refresh,
+            events=settings.events,
+            relist_days=settings.relist_days,
+        ).with_resources(*step)
+        pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
+        rows.update(rows_by_table(pipeline))
+    return rows
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> None:
+    """Load what a run that died left extracted or normalised, before anything new is read
+    (dlt's `run` would otherwise load it in place of the next step and skip that step)."""
+    if pipeline.has_pending_data:
+        pipeline.normalize(loader_file_format=LOADER_FILE_FORMAT)
+        pipeline.load()

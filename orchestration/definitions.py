@@ -31,6 +31,7 @@ from ingestion.load_history import record_load, rows_by_table
 from ingestion.pipelines import (
     LOADER_FILE_FORMAT,
     careportals_pipeline,
+    finish_pending,
     stripe_load_steps,
     stripe_pipeline,
     stripe_webhooks_pipeline,
@@ -93,6 +94,7 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
         report: dict = {}
         rows: dict[str, int] = {}
         try:
+            finish_pending(pipeline)
             for step in stripe_load_steps(settings.lists):
                 source = stripe_source(
                     lambda: api,
@@ -262,6 +264,7 @@ def webhook_landing(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             api = open_stripe(settings)
             account_id = api.account_id
             api.close()
+        finish_pending(pipeline)
         pipeline.run(
             webhook_landing_source(landing_dir_from_env(), account_id, report=report),
             loader_file_format=LOADER_FILE_FORMAT,

@@ -346,6 +346,7 @@ class SandboxState:
         self.account = (folder / "account.json").read_bytes()
         self.lock = threading.RLock()
         self.faults = FaultPicker(faults) if faults and faults.any else None
+        self.requests: list[str] = []  # the authenticated requests served, for tests
         self.endpoints: list[Endpoint] = []
         self.delivery_settings = delivery or DeliverySettings()
         self._deliverer: Deliverer | None = None
@@ -484,6 +485,7 @@ class SandboxState:
                     {"status": "ok", "dataset": self.folder.name, "now": self.now}
                 ).encode()
             self.authenticate(auth)
+            self.requests.append(f"{method} {target}")
             parts = [p for p in url.path.split("/") if p]
             if method == "POST":
                 return 200, self._post(parts, url.path, parse_qsl(form.decode(errors="replace")))
