@@ -178,7 +178,7 @@ def test_the_sensor_asks_for_a_run_only_when_events_wait(tmp_path, monkeypatch):
     monkeypatch.setenv("WEBHOOK_LANDING_DIR", str(landing))
     monkeypatch.setenv("DLT_PIPELINES_DIR", str(tmp_path / "dlt"))
     monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "w.duckdb"))
-    context = dg.build_sensor_context()
+    context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
     assert isinstance(webhook_landing_sensor(context), dg.SkipReason)
     landing.mkdir()
     assert isinstance(webhook_landing_sensor(context), dg.SkipReason)
