@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.settings import pipelines_dir
 from warehouse import RAW_CAREPORTALS_SCHEMA, RAW_STRIPE_SCHEMA, duckdb_path, memory_limit
+
+log = logging.getLogger(__name__)
 
 # Parquet skips dlt's INSERT-statement loader, which is slow and memory-hungry at scale.
 LOADER_FILE_FORMAT = "parquet"
@@ -88,6 +92,17 @@ def run_stripe_load(pipeline: dlt.Pipeline, api_factory, settings) -> dict[str, 
 def finish_pending(pipeline: dlt.Pipeline) -> None:
     """Load what a run that died left extracted or normalised, before anything new is read
     (dlt's `run` would otherwise load it in place of the next step and skip that step)."""
-    if pipeline.has_pending_data:
-        pipeline.normalize(loader_file_format=LOADER_FILE_FORMAT)
-        pipeline.load()
+    if not pipeline.has_pending_data:
+        return
+    try:
+        pipeline.normalize()
+    except PipelineStepFailed as err:
+        if err.step != "normalize":
+            raise
+        # Killed while extracting: the package may not match the saved schema. Nothing of
+        # it was loaded, so forget the local state and take the warehouse's (what the last
+        # committed load left) on the next step: it reads again from those cursors.
+        log.warning("A package a killed run left cannot be normalised (%s); dropped.", err)
+        pipeline.drop()
+        return
+    pipeline.load()

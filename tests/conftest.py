@@ -54,6 +54,7 @@ def set_pipeline_env(mp: pytest.MonkeyPatch, workdir: Path, api_base: str, datas
     mp.setenv("DUCKDB_PATH", str(workdir / "warehouse.duckdb"))
     mp.setenv("DLT_PIPELINES_DIR", str(workdir / "dlt"))
     mp.setenv("WORKBOOK_PATH", str(workdir / "marts.xlsx"))
+    mp.setenv("WEBHOOK_LANDING_DIR", str(workdir / "landing"))
     mp.delenv("GOOGLE_SHEETS_SPREADSHEET_ID", raising=False)
 
 

@@ -3,6 +3,7 @@ lists it had committed are not read again from the start."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from sandbox.server import SANDBOX_API_KEY, SandboxServer, SandboxState
 from sandbox.store import load_ground_truth
@@ -26,7 +28,8 @@ run_stripe_load(stripe_pipeline(), lambda: api, settings)
 """
 
 
-def test_a_load_killed_midway_resumes_with_exact_counts(tmp_path: Path, dataset: Path):
+@pytest.mark.parametrize("delay", [0.3, 1.2])
+def test_a_load_killed_midway_resumes_with_exact_counts(tmp_path: Path, dataset: Path, delay):
     # Every answer is slowed down so that the kill lands in the middle of the lists.
     state = SandboxState(dataset, faults=Faults(slow=1.0, slow_seconds=0.15))
     root = Path(__file__).resolve().parents[1]
@@ -45,7 +48,7 @@ def test_a_load_killed_midway_resumes_with_exact_counts(tmp_path: Path, dataset:
         while not any("/v1/charges" in r for r in state.requests):
             assert time.monotonic() < deadline and process.poll() is None
             time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         first_run = len(state.requests)
@@ -68,3 +71,33 @@ def test_a_load_killed_midway_resumes_with_exact_counts(tmp_path: Path, dataset:
             assert rows == distinct == count, name
     finally:
         con.close()
+
+
+def test_what_a_killed_run_extracted_is_loaded_before_the_next_step(tmp_path: Path, sandbox):
+    """A run killed after extracting (or normalising) leaves a package: it is loaded first,
+    and the next step is still extracted, not skipped."""
+    from ingestion.pipelines import LOADER_FILE_FORMAT, finish_pending, stripe_pipeline
+    from ingestion.settings import Secret
+    from ingestion.stripe_api import StripeApi
+    from ingestion.stripe_source import stripe_source
+
+    api = StripeApi(Secret(SANDBOX_API_KEY), sandbox.url)
+    pipeline = stripe_pipeline(tmp_path / "w.duckdb", tmp_path / "dlt")
+    pipeline.extract(
+        stripe_source(lambda: api).with_resources("customers"),
+        loader_file_format=LOADER_FILE_FORMAT,
+    )
+    assert pipeline.has_pending_data
+    finish_pending(pipeline)
+    assert not pipeline.has_pending_data
+    pipeline.run(stripe_source(lambda: api).with_resources("products"),
+                 loader_file_format=LOADER_FILE_FORMAT)  # fmt: skip
+    api.close()
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        customers = con.execute("select count(*) from raw_stripe.customers").fetchone()[0]
+        products = con.execute("select count(*) from raw_stripe.products").fetchone()[0]
+    finally:
+        con.close()
+    truth = json.loads((Path(sandbox.state.folder) / "ground_truth.json").read_text())
+    assert (customers, products) == (truth["counts"]["customers"], truth["counts"]["products"])

@@ -11,16 +11,7 @@ charges as (
 ),
 
 events as (
-    select
-        account_id,
-        object_id as payment_intent_id,
-        event_id,
-        received_via,
-        row_number() over (
-            partition by account_id, object_id order by created_at, event_id
-        ) as event_number
-    from {{ ref('stg_stripe__events') }}
-    where event_type = 'payment_intent.succeeded'
+    {{ first_event_per_object('payment_intent.succeeded', 'payment_intent_id') }}
 ),
 
 final as (
@@ -42,7 +33,6 @@ final as (
         on
             charges.account_id = events.account_id
             and charges.payment_intent_id = events.payment_intent_id
-            and events.event_number = 1
 )
 
 select * from final

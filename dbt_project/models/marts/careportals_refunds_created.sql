@@ -9,16 +9,7 @@ refunds as (
 ),
 
 events as (
-    select
-        account_id,
-        object_id as refund_id,
-        event_id,
-        received_via,
-        row_number() over (
-            partition by account_id, object_id order by created_at, event_id
-        ) as event_number
-    from {{ ref('stg_stripe__events') }}
-    where event_type = 'refund.created'
+    {{ first_event_per_object('refund.created', 'refund_id') }}
 ),
 
 final as (
@@ -40,7 +31,6 @@ final as (
         on
             refunds.account_id = events.account_id
             and refunds.refund_id = events.refund_id
-            and events.event_number = 1
 )
 
 select * from final
