@@ -16,6 +16,8 @@ from sandbox.settings import PROJECT_ROOT, SandboxSettings
 
 STRIPE_API_BASE = "https://api.stripe.com"
 TRUE_WORDS = {"1", "true", "yes", "on"}
+# The CarePortals export formats ingestion.careportals reads.
+ORDERS_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 
 
 class Secret:
@@ -132,3 +134,73 @@ def _lists_from_env(raw: str) -> tuple[str, ...]:
 def pipelines_dir() -> Path:
     """Where dlt keeps its local working state (restorable from the warehouse)."""
     return Path(os.environ.get("DLT_PIPELINES_DIR", PROJECT_ROOT / ".state" / "dlt"))
+
+
+_WHOLE_NUMBERS = ("STRIPE_MAX_RETRIES", "STRIPE_RELIST_DAYS", "SANDBOX_SEED", "SANDBOX_CHARGES",
+                  "SANDBOX_PORT", "WEBHOOK_PORT", "WEBHOOK_MAX_BODY_BYTES")  # fmt: skip
+_NUMBERS = ("STRIPE_RETRY_BACKOFF_SECONDS",)
+
+
+def configuration_problems(env: os._Environ | dict | None = None) -> list[str]:
+    """Every problem with the ingestion settings, one message each, none naming a secret."""
+    env = os.environ if env is None else env
+    problems = []
+    key = env.get("STRIPE_API_KEY", "").strip()
+    if key and not key.startswith(("sk_", "rk_")):
+        problems.append(
+            "STRIPE_API_KEY does not look like a Stripe secret or restricted key (sk_... or "
+            "rk_...); unset it to use the sandbox."
+        )
+    base = env.get("STRIPE_API_BASE", "").strip()
+    if base and not base.startswith(("http://", "https://")):
+        problems.append(f"STRIPE_API_BASE must be an http(s) URL, not {base!r}.")
+    for name in _WHOLE_NUMBERS:
+        raw = env.get(name, "").strip()
+        if raw and not raw.isdigit():
+            problems.append(f"{name} must be a whole number, not {raw!r}.")
+    for name in _NUMBERS:
+        raw = env.get(name, "").strip()
+        try:
+            if raw and float(raw) < 0:
+                raise ValueError
+        except ValueError:
+            problems.append(f"{name} must be a number of seconds, not {raw!r}.")
+    try:
+        _lists_from_env(env.get("STRIPE_LISTS", ""))
+    except ConfigurationError as err:
+        problems.append(str(err))
+    orders = env.get("CAREPORTALS_ORDERS_PATH", "").strip()
+    if key and not orders:
+        problems.append(
+            "CAREPORTALS_ORDERS_PATH is not set: point it at the CarePortals orders export "
+            "(CSV, Parquet or JSON lines)."
+        )
+    elif orders and not Path(orders).is_file():
+        problems.append(f"CAREPORTALS_ORDERS_PATH: {orders} is not a readable file.")
+    elif orders and not os.access(orders, os.R_OK):
+        problems.append(f"CAREPORTALS_ORDERS_PATH: {orders} cannot be read (permissions).")
+    elif orders and Path(orders).suffix.lower() not in ORDERS_SUFFIXES:
+        problems.append(
+            f"CAREPORTALS_ORDERS_PATH: {orders} is not a .csv, .parquet or .jsonl export."
+        )
+    secrets = [s.strip() for s in env.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()]
+    for n, secret in enumerate(secrets, 1):
+        if not secret.startswith("whsec_"):
+            problems.append(
+                f"STRIPE_WEBHOOK_SECRET: secret {n} does not start with whsec_ (the endpoint's "
+                "signing secret, not an API key)."
+            )
+    return problems
+
+
+def configuration_warnings(env: os._Environ | dict | None = None) -> list[str]:
+    """Settings that work but are unwise."""
+    env = os.environ if env is None else env
+    key = env.get("STRIPE_API_KEY", "").strip()
+    if key.startswith("sk_live_"):
+        return [
+            "STRIPE_API_KEY is a live secret key, which can also change the account: the "
+            "pipeline only reads, so create a restricted key (rk_live_...) with read access "
+            "and use that instead (see README, A real Stripe account)."
+        ]
+    return []

@@ -36,7 +36,7 @@ from ingestion.pipelines import (
     stripe_pipeline,
     stripe_webhooks_pipeline,
 )
-from ingestion.settings import StripeSettings
+from ingestion.settings import StripeSettings, configuration_warnings
 from ingestion.stripe_source import stripe_source
 from ingestion.webhooks import landing_dir_from_env
 from publishing.publish import publish_marts
@@ -89,6 +89,8 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     pipeline, started_at = stripe_pipeline(), dt.datetime.now(dt.UTC)
     try:
         settings = StripeSettings.from_env()
+        for warning in configuration_warnings():
+            context.log.warning(warning)
         relist_days = int(context.run.tags.get(RELIST_TAG, settings.relist_days))
         api = open_stripe(settings)
         report: dict = {}
@@ -257,6 +259,10 @@ def webhook_landing(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     check_writable()
     pipeline, started_at = stripe_webhooks_pipeline(), dt.datetime.now(dt.UTC)
     report: dict = {}
+    folder = landing_dir_from_env()
+    waiting = folder.exists() and pending_bytes(folder, landing_offsets(pipeline)) > 0
+    if not waiting and not pipeline.has_pending_data:
+        return dg.MaterializeResult(metadata={"events_read": 0})
     try:
         settings = StripeSettings.from_env()
         account_id = settings.account_id
@@ -266,7 +272,7 @@ def webhook_landing(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             api.close()
         finish_pending(pipeline)
         pipeline.run(
-            webhook_landing_source(landing_dir_from_env(), account_id, report=report),
+            webhook_landing_source(folder, account_id, report=report),
             loader_file_format=LOADER_FILE_FORMAT,
         )
     except Exception as err:

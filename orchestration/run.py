@@ -16,9 +16,15 @@ from dotenv import load_dotenv
 load_dotenv(override=False)
 
 from ingestion.careportals import OrdersFileError  # noqa: E402 (after .env is read)
-from ingestion.settings import ConfigurationError, StripeSettings  # noqa: E402
+from ingestion.settings import (  # noqa: E402
+    ConfigurationError,
+    StripeSettings,
+    configuration_problems,
+    configuration_warnings,
+)
 from orchestration.pool import PoolBusyError, release_stale_claims, run_tags  # noqa: E402
 from publishing.settings import PublishSettings  # noqa: E402
+from publishing.settings import configuration_problems as publishing_problems  # noqa: E402
 from publishing.sheets import spreadsheet_url  # noqa: E402
 from sandbox import launcher  # noqa: E402
 from warehouse import (  # noqa: E402
@@ -68,6 +74,14 @@ def main() -> int:
 
 
 def run() -> int:
+    problems = configuration_problems() + publishing_problems()
+    if problems:
+        print("stripe-elt: the configuration has problems; nothing was run:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    for warning in configuration_warnings():
+        print(f"stripe-elt: warning: {warning}", file=sys.stderr)
     _dagster_home()
     from orchestration.definitions import defs
 

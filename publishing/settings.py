@@ -53,3 +53,25 @@ class PublishSettings:
             service_account_json=env.get("GOOGLE_SERVICE_ACCOUNT_JSON", "").strip() or None,
             mask_emails=env.get("PUBLISH_MASK_EMAILS", "").strip().lower() in _TRUE,
         )
+
+
+def configuration_problems(env: os._Environ | dict | None = None) -> list[str]:
+    """Every problem with the publishing settings, one message each."""
+    env = os.environ if env is None else env
+    problems = []
+    sheet = env.get("GOOGLE_SHEETS_SPREADSHEET_ID", "").strip()
+    key_file = env.get("GOOGLE_SERVICE_ACCOUNT_FILE", "").strip()
+    key_json = env.get("GOOGLE_SERVICE_ACCOUNT_JSON", "").strip()
+    if sheet and not (key_file or key_json):
+        problems.append(
+            "GOOGLE_SHEETS_SPREADSHEET_ID is set but no service-account key is: set "
+            "GOOGLE_SERVICE_ACCOUNT_FILE (or GOOGLE_SERVICE_ACCOUNT_JSON), or unset the id to "
+            "publish to the local workbook."
+        )
+    if key_file and not os.access(key_file, os.R_OK):
+        problems.append(f"GOOGLE_SERVICE_ACCOUNT_FILE: {key_file} is not a readable file.")
+    for item in filter(str.strip, env.get("PUBLISH_MARTS", "").split(",")):
+        mart = item.split(":", 1)[0].strip()
+        if not mart.replace("_", "").isalnum():
+            problems.append(f"PUBLISH_MARTS: {item.strip()!r} is not mart[:tab].")
+    return problems
