@@ -41,7 +41,7 @@ from ingestion.stripe_source import stripe_source
 from ingestion.webhooks import landing_dir_from_env
 from publishing.publish import publish_marts
 from publishing.settings import PublishSettings
-from warehouse import check_writable, duckdb_path
+from warehouse import check_writable, duckdb_path, refresh_reader_copy
 
 load_dotenv(override=False)
 
@@ -283,6 +283,22 @@ def webhook_landing(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"events_read": report.get("events_read", 0)})
 
 
+@dg.asset(
+    key="warehouse_reader_copy",
+    deps=[dbt_models, published_marts],
+    group_name="publishing",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+)
+def warehouse_reader_copy() -> dg.MaterializeResult:
+    """The copy of the warehouse BI tools read (see README, Querying), replaced atomically
+    after the models are built, so a reader never blocks a run and a run never breaks one."""
+    target = refresh_reader_copy()
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(target)), "bytes": target.stat().st_size}
+    )
+
+
 full_pipeline = dg.define_asset_job(
     "full_pipeline",
     selection=dg.AssetSelection.all(),
@@ -339,7 +355,14 @@ rolling_relist = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[stripe_raw, careportals_raw, webhook_landing, dbt_models, published_marts],
+    assets=[
+        stripe_raw,
+        careportals_raw,
+        webhook_landing,
+        dbt_models,
+        published_marts,
+        warehouse_reader_copy,
+    ],
     jobs=[full_pipeline, webhook_to_marts],
     schedules=[incremental_load, rolling_relist],
     sensors=[webhook_landing_sensor],

@@ -33,6 +33,7 @@ from warehouse import (  # noqa: E402
     check_sandbox_dataset,
     connect,
     duckdb_path,
+    reader_path,
     record_sandbox_dataset,
 )
 from warehouse.summary import format_major, raw_row_counts, revenue_by_currency  # noqa: E402
@@ -145,7 +146,7 @@ def run() -> int:
         print(f"Google Sheet:       {spreadsheet_url(publish.spreadsheet_id)}")
     else:
         print(f"Workbook:           {publish.workbook_path}")
-    print("Query it read-only: duckdb -readonly <warehouse>  or  see README 'Querying'.")
+    print(f"For BI (a copy refreshed after each run; never blocks a run): {reader_path()}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -174,8 +175,12 @@ def test_a_wrong_key_fails_clearly_and_leaves_the_warehouse_as_it_was(loaded):
 def test_an_unreachable_server_fails_clearly_and_leaves_the_warehouse_as_it_was(loaded, free_port):
     workdir, mp = loaded
     before = snapshot(workdir / "warehouse.duckdb")
+    base = os.environ["STRIPE_API_BASE"]
     mp.setenv("STRIPE_API_BASE", f"http://127.0.0.1:{free_port}")
-    result = run_pipeline()
+    try:
+        result = run_pipeline()
+    finally:
+        mp.setenv("STRIPE_API_BASE", base)
     assert not result.success
     assert "Cannot reach the Stripe API" in failure_messages(result)
     assert snapshot(workdir / "warehouse.duckdb") == before
@@ -451,3 +456,45 @@ def test_dbt_docs_and_source_freshness_run_on_the_warehouse(loaded, tmp_path):
         assert done.returncode == 0, done.stdout[-2000:]
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
     assert "model.stripe_elt.fct_charges" in catalog["nodes"]
+
+
+READER = """
+import os, sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("open", flush=True)
+queries = 0
+while not os.path.exists(sys.argv[2]):
+    con.execute("select count(*), sum(net_minor) from marts.revenue_daily").fetchall()
+    queries += 1
+    time.sleep(0.05)
+print(queries, flush=True)
+"""
+
+
+def test_a_bi_reader_never_blocks_a_run_and_a_run_never_breaks_it(loaded):
+    """BI reads the reader copy: one holding it open and querying while a run writes and
+    refreshes it goes on answering from what it opened; a new connection sees the new run."""
+    import subprocess
+    import sys
+
+    workdir, _ = loaded
+    copy = workdir / "warehouse_bi.duckdb"
+    stop = workdir / "stop-reader"
+    con = duckdb.connect(str(copy), read_only=True)
+    before = con.execute("select count(*) from marts.load_history").fetchone()[0]
+    con.close()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(copy), str(stop)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        result = run_pipeline()
+        assert result.success, failure_messages(result)
+    finally:
+        stop.touch()
+        out, _ = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and int(out) > 10, out
+    con = duckdb.connect(str(copy), read_only=True)
+    after = con.execute("select count(*) from marts.load_history").fetchone()[0]
+    con.close()
+    assert after > before

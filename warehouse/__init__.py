@@ -1,12 +1,16 @@
 """The DuckDB warehouse: where the file is, its schemas, and how to open it.
 
 Ingestion, dbt's profile, the sink and BI users all reach the warehouse through here.
-DuckDB allows one writing process per file; readers open it read-only.
+DuckDB allows one writing process per file, and a reader holding the file open blocks the
+writer; so BI reads a copy (`reader_path`, `stripe_bi.duckdb` beside the warehouse) that
+each successful run replaces atomically. A reader keeps the copy it opened until it opens
+again; the pipeline never waits for it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -32,6 +36,37 @@ def memory_limit() -> str:
 def duckdb_path() -> Path:
     """The warehouse file: `DUCKDB_PATH`, or warehouse/stripe.duckdb in the project."""
     return Path(os.environ.get("DUCKDB_PATH") or DEFAULT_DUCKDB_PATH).expanduser().resolve()
+
+
+def reader_path() -> Path:
+    """The copy BI reads: `DUCKDB_READER_PATH`, or `<warehouse>_bi.duckdb` beside it."""
+    configured = os.environ.get("DUCKDB_READER_PATH")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    main = duckdb_path()
+    return main.with_name(f"{main.stem}_bi{main.suffix}")
+
+
+def refresh_reader_copy(path: Path | None = None, target: Path | None = None) -> Path:
+    """Replace the BI copy with the warehouse as it is now, atomically.
+
+    The warehouse is checkpointed (its write-ahead log folded in) under the write lock, so
+    the copied file is whole; the copy is renamed over the old one, which a reader still
+    holding it keeps reading until it reconnects.
+    """
+    source = Path(path or duckdb_path())
+    target = Path(target or reader_path())
+    staging = target.with_name(f".{target.name}.tmp")
+    con = connect(source)
+    try:
+        con.execute("checkpoint")
+        shutil.copyfile(source, staging)
+    finally:
+        con.close()
+    with open(staging, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(staging, target)
+    return target
 
 
 def connect(path: Path | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
