@@ -8,7 +8,7 @@ every event once, whether it also came through the Events feed or was delivered 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,17 @@ def read_new_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
         f.seek(offset)
         data = f.read()
     end = data.rfind(b"\n") + 1
-    events = [orjson.loads(line)["event"] for line in data[:end].splitlines() if line.strip()]
+    events = []
+    for number, line in enumerate(data[:end].splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(orjson.loads(line)["event"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(
+                f"Landing file {path}: line {number} after byte {offset} is not a landed event; "
+                "nothing of this load was written. Move the file aside to go on."
+            ) from None
     return events, offset + end
 
 
@@ -75,3 +85,25 @@ def landing_offsets(pipeline: dlt.Pipeline) -> dict[str, int]:
     except Exception:
         return {}
     return dict(state.get("offsets", {}))
+
+
+def landing_has_work(folder: Path, pipeline: dlt.Pipeline) -> bool:
+    """Landed bytes no load has committed, or a load package a dead run left."""
+    waiting = Path(folder).exists() and pending_bytes(folder, landing_offsets(pipeline)) > 0
+    return waiting or pipeline.has_pending_data
+
+
+def load_landing(pipeline: dlt.Pipeline, folder: Path, account_id: Callable[[], str]) -> int:
+    """Load what the receiver landed since the last load; the number of events read.
+    `account_id` is asked only when there is something to load."""
+    from ingestion.pipelines import LOADER_FILE_FORMAT, finish_pending
+
+    if not landing_has_work(folder, pipeline):
+        return 0
+    report: dict = {}
+    finish_pending(pipeline)
+    pipeline.run(
+        webhook_landing_source(folder, account_id(), report=report),
+        loader_file_format=LOADER_FILE_FORMAT,
+    )
+    return report.get("events_read", 0)

@@ -56,6 +56,22 @@ def stripe_load_steps(lists: tuple[str, ...]) -> list[tuple[str, ...]]:
     return [(name,) for name in STRIPE_LISTS] + [("events",)]
 
 
+def stripe_step_sources(api_factory, settings, relist_days: int | None = None,
+                        report: dict | None = None):  # fmt: skip
+    """The dlt source of each step of a Stripe run, in order (see `stripe_load_steps`)."""
+    from ingestion.stripe_source import stripe_source
+
+    for step in stripe_load_steps(settings.lists):
+        yield stripe_source(
+            api_factory,
+            lists=settings.lists,
+            from_start=settings.full_refresh,
+            events=settings.events,
+            relist_days=settings.relist_days if relist_days is None else relist_days,
+            report=report,
+        ).with_resources(*step)
+
+
 def stripe_webhooks_pipeline(
     database: Path | None = None, working_dir: Path | None = None
 ) -> dlt.Pipeline:
@@ -69,21 +85,13 @@ def stripe_webhooks_pipeline(
 
 
 def run_stripe_load(pipeline: dlt.Pipeline, api_factory, settings) -> dict[str, int]:
-    """One Stripe run outside Dagster (the Dagster asset makes the same steps): each list
-    committed on its own, then the events. The rows loaded per table."""
+    """One Stripe run outside Dagster (the Dagster asset makes the same steps). The rows
+    loaded per table."""
     from ingestion.load_history import rows_by_table
-    from ingestion.stripe_source import stripe_source
 
     rows: dict[str, int] = {}
     finish_pending(pipeline)
-    for step in stripe_load_steps(settings.lists):
-        source = stripe_source(
-            api_factory,
-            lists=settings.lists,
-            from_start=settings.full_refresh,
-            events=settings.events,
-            relist_days=settings.relist_days,
-        ).with_resources(*step)
+    for source in stripe_step_sources(api_factory, settings):
         pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
         rows.update(rows_by_table(pipeline))
     return rows

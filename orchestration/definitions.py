@@ -26,14 +26,14 @@ from dotenv import load_dotenv
 
 from ingestion.careportals import careportals_source
 from ingestion.connect import open_stripe, orders_path
-from ingestion.landing import landing_offsets, pending_bytes, webhook_landing_source
+from ingestion.landing import landing_has_work, load_landing
 from ingestion.load_history import record_load, rows_by_table
 from ingestion.pipelines import (
     LOADER_FILE_FORMAT,
     careportals_pipeline,
     finish_pending,
-    stripe_load_steps,
     stripe_pipeline,
+    stripe_step_sources,
     stripe_webhooks_pipeline,
 )
 from ingestion.settings import StripeSettings, configuration_warnings
@@ -97,15 +97,7 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
         rows: dict[str, int] = {}
         try:
             finish_pending(pipeline)
-            for step in stripe_load_steps(settings.lists):
-                source = stripe_source(
-                    lambda: api,
-                    lists=settings.lists,
-                    from_start=settings.full_refresh,
-                    events=settings.events,
-                    relist_days=relist_days,
-                    report=report,
-                ).with_resources(*step)
+            for source in stripe_step_sources(lambda: api, settings, relist_days, report):
                 yield from dlt.run(
                     context=context,
                     dlt_source=source,
@@ -258,29 +250,25 @@ def webhook_landing(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     Events feed fills too), each event once."""
     check_writable()
     pipeline, started_at = stripe_webhooks_pipeline(), dt.datetime.now(dt.UTC)
-    report: dict = {}
-    folder = landing_dir_from_env()
-    waiting = folder.exists() and pending_bytes(folder, landing_offsets(pipeline)) > 0
-    if not waiting and not pipeline.has_pending_data:
+    if not landing_has_work(landing_dir_from_env(), pipeline):
         return dg.MaterializeResult(metadata={"events_read": 0})
     try:
-        settings = StripeSettings.from_env()
-        account_id = settings.account_id
-        if account_id is None:
-            api = open_stripe(settings)
-            account_id = api.account_id
-            api.close()
-        finish_pending(pipeline)
-        pipeline.run(
-            webhook_landing_source(folder, account_id, report=report),
-            loader_file_format=LOADER_FILE_FORMAT,
-        )
+        read = load_landing(pipeline, landing_dir_from_env(), _account_id)
     except Exception as err:
         record_load(pipeline, started_at, error=err)
         raise
     record_load(pipeline, started_at)
-    context.log.info(f"Loaded {report.get('events_read', 0)} landed events")
-    return dg.MaterializeResult(metadata={"events_read": report.get("events_read", 0)})
+    context.log.info(f"Loaded {read} landed events")
+    return dg.MaterializeResult(metadata={"events_read": read})
+
+
+def _account_id() -> str:
+    """The account landed events belong to (unless they name a connected account)."""
+    settings = StripeSettings.from_env()
+    if settings.account_id:
+        return settings.account_id
+    with open_stripe(settings) as api:
+        return api.account_id
 
 
 @dg.asset(
@@ -333,8 +321,7 @@ def webhook_landing_sensor(context: dg.SensorEvaluationContext):
     folder = landing_dir_from_env()
     if not folder.exists():
         return dg.SkipReason(f"No landing folder {folder} yet (start the receiver).")
-    pipeline = stripe_webhooks_pipeline()
-    if pending_bytes(folder, landing_offsets(pipeline)) or pipeline.has_pending_data:
+    if landing_has_work(folder, stripe_webhooks_pipeline()):
         sizes = sorted((p.name, p.stat().st_size) for p in folder.glob("events-*.jsonl"))
         return dg.RunRequest(run_key=f"landing-{hash(tuple(sizes))}")
     # Loaded, but the models after it failed (a locked warehouse, say): run them again.

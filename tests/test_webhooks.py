@@ -177,3 +177,16 @@ def test_the_event_map_is_explicit_and_checks_the_object():
     assert object_of(refund) == ("charges", "ch_1", False)
     odd = {"type": "charge.refunded", "data": {"object": {"id": "re_1", "object": "refund"}}}
     assert object_of(odd) == (None, "re_1", False)
+
+
+def test_a_landing_line_that_is_not_an_event_is_a_clear_error(tmp_path: Path):
+    from ingestion.landing import read_new_lines
+
+    path = tmp_path / "events-1-1.jsonl"
+    path.write_bytes(b'{"event": {"id": "evt_1"}}\n{garbled\n{"event": {"id": "evt_3"}}\n{"ev')
+    with pytest.raises(ValueError, match="line 2 after byte 0 is not a landed event"):
+        read_new_lines(path, 0)
+    # A torn last line (a write in progress) is left for the next load.
+    path.write_bytes(b'{"event": {"id": "evt_1"}}\n{"ev')
+    events, end = read_new_lines(path, 0)
+    assert [e["id"] for e in events] == ["evt_1"] and end == 27

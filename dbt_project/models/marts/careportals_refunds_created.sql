@@ -8,6 +8,10 @@ refunds as (
     select * from {{ ref('fct_refunds') }}
 ),
 
+charges as (
+    select * from {{ ref('fct_charges') }}
+),
+
 events as (
     {{ first_event_per_object('refund.created', 'refund_id') }}
 ),
@@ -25,8 +29,14 @@ final as (
         refunds.created_at as datetime,  -- noqa: RF04
         refunds.reason,
         refunds.status,
-        refunds.order_id as metadata_resource_id
+        refunds.order_id as metadata_resource_id,
+        charges.customer_id,
+        charges.email
     from refunds
+    left join charges
+        on
+            refunds.account_id = charges.account_id
+            and refunds.charge_id = charges.charge_id
     left join events
         on
             refunds.account_id = events.account_id
