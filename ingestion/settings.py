@@ -183,14 +183,21 @@ def configuration_problems(env: os._Environ | dict | None = None) -> list[str]:
         problems.append(
             f"CAREPORTALS_ORDERS_PATH: {orders} is not a .csv, .parquet or .jsonl export."
         )
-    secrets = [s.strip() for s in env.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()]
-    for n, secret in enumerate(secrets, 1):
-        if not secret.startswith("whsec_"):
-            problems.append(
-                f"STRIPE_WEBHOOK_SECRET: secret {n} does not start with whsec_ (the endpoint's "
-                "signing secret, not an API key)."
-            )
+    problems += webhook_secrets(env.get("STRIPE_WEBHOOK_SECRET", ""))[1]
     return problems
+
+
+def webhook_secrets(raw: str) -> tuple[tuple[str, ...], list[str]]:
+    """The signing secrets of STRIPE_WEBHOOK_SECRET (several while rotating), and what is
+    wrong with them."""
+    secrets = tuple(s.strip() for s in raw.split(",") if s.strip())
+    problems = [
+        f"STRIPE_WEBHOOK_SECRET: secret {n} does not start with whsec_ (the endpoint's "
+        "signing secret, not an API key)."
+        for n, secret in enumerate(secrets, 1)
+        if not secret.startswith("whsec_")
+    ]
+    return secrets, problems
 
 
 def configuration_warnings(env: os._Environ | dict | None = None) -> list[str]:

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 import stripe
 
-from ingestion.settings import ConfigurationError
+from ingestion.settings import ConfigurationError, webhook_secrets
 from sandbox.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -54,19 +54,14 @@ class ReceiverSettings:
     @classmethod
     def from_env(cls) -> ReceiverSettings:
         env = os.environ
-        raw = env.get("STRIPE_WEBHOOK_SECRET", "")
-        secrets = tuple(s.strip() for s in raw.split(",") if s.strip())
+        secrets, problems = webhook_secrets(env.get("STRIPE_WEBHOOK_SECRET", ""))
         if not secrets:
             raise ConfigurationError(
                 "STRIPE_WEBHOOK_SECRET is not set: give the endpoint's signing secret "
                 "(whsec_...; several, comma-separated, while rotating)."
             )
-        bad = [n + 1 for n, s in enumerate(secrets) if not s.startswith("whsec_")]
-        if bad:
-            raise ConfigurationError(
-                f"STRIPE_WEBHOOK_SECRET: secret {bad[0]} does not start with whsec_ (the "
-                "endpoint's signing secret, not an API key)."
-            )
+        if problems:
+            raise ConfigurationError(problems[0])
         return cls(
             secrets=secrets,
             landing_dir=Path(env.get("WEBHOOK_LANDING_DIR", cls.landing_dir)),
@@ -370,7 +365,15 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port if args.port is not None else settings.port,
             max_body_bytes=settings.max_body_bytes,
         )
-    server = ReceiverServer(settings)
+    try:
+        server = ReceiverServer(settings)
+    except OSError as err:
+        print(
+            f"stripe-elt webhooks: cannot start on {settings.host}:{settings.port} with the "
+            f"landing folder {settings.landing_dir}: {err.strerror or err}",
+            flush=True,
+        )
+        return 2
     print(
         f"Receiving Stripe webhooks on {server.url}, landing in {settings.landing_dir} "
         f"({len(settings.secrets)} signing secret(s)); Ctrl-C stops it.",
