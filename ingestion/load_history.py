@@ -30,7 +30,8 @@ create table if not exists {OPS_SCHEMA}.load_history (
     outcome varchar not null,
     rows_by_table json,
     error varchar
-)
+);
+alter table {OPS_SCHEMA}.load_history add column if not exists accounts json;
 """
 
 
@@ -48,9 +49,12 @@ def record_load(
     error: BaseException | None = None,
     database: Path | None = None,
     rows: dict[str, int] | None = None,
+    accounts: list[dict] | None = None,
 ) -> None:
     """Append the pipeline's last load to the history (`rows`: the rows per table of a run
-    made of several loads, else those of the last one)."""
+    made of several loads, else those of the last one; `accounts`: each Stripe account's
+    outcome). A run that loaded rows and still has an `error` (some accounts failed) is
+    `partially_failed`."""
     trace = pipeline.last_trace
     load_info = trace.last_load_info if trace and error is None else None
     load_id = load_info.loads_ids[-1] if load_info and load_info.loads_ids else None
@@ -61,16 +65,21 @@ def record_load(
         while cause.__cause__ is not None:
             cause = cause.__cause__
         message = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    if error is None:
+        outcome, loaded = "succeeded", rows or rows_by_table(pipeline)
+    elif rows:
+        outcome, loaded = "partially_failed", rows
+    else:
+        outcome, loaded = "failed", {}
     row = [
         load_id,
         pipeline.pipeline_name,
         started_at,
         dt.datetime.now(dt.UTC),
-        "failed" if error is not None else "succeeded",
-        json.dumps(
-            {} if error is not None else dict(sorted((rows or rows_by_table(pipeline)).items()))
-        ),
+        outcome,
+        json.dumps(dict(sorted(loaded.items()))),
         message[:1000] if message else None,
+        json.dumps(accounts) if accounts is not None else None,
     ]
     try:
         con = connect(database)
@@ -79,6 +88,35 @@ def record_load(
         return
     try:
         con.execute(_DDL)
-        con.execute(f"insert into {OPS_SCHEMA}.load_history values (?, ?, ?, ?, ?, ?, ?)", row)
+        con.execute(
+            f"insert into {OPS_SCHEMA}.load_history (load_id, pipeline, started_at, "
+            "finished_at, outcome, rows_by_table, error, accounts) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
     finally:
         con.close()
+
+
+def last_load(pipeline_name: str, database: Path | None = None) -> dict | None:
+    """The latest history row of a pipeline (None before its first load)."""
+    try:
+        con = connect(database, read_only=True)
+    except Exception as err:
+        log.warning("Load history not read: %s", err)
+        return None
+    try:
+        found = con.execute(
+            f"select outcome, error, accounts from {OPS_SCHEMA}.load_history "
+            "where pipeline = ? order by finished_at desc limit 1",
+            [pipeline_name],
+        ).fetchone()
+    except Exception:
+        return None
+    finally:
+        con.close()
+    if found is None:
+        return None
+    outcome, error, accounts = found
+    return {"outcome": outcome, "error": error,
+            "accounts": json.loads(accounts) if accounts else []}  # fmt: skip

@@ -85,8 +85,8 @@ def stripe_webhooks_pipeline(
 
 
 def run_stripe_load(pipeline: dlt.Pipeline, api_factory, settings) -> dict[str, int]:
-    """One Stripe run outside Dagster (the Dagster asset makes the same steps). The rows
-    loaded per table."""
+    """One account's Stripe run through the API `api_factory` gives. The rows loaded per
+    table."""
     from ingestion.load_history import rows_by_table
 
     rows: dict[str, int] = {}
@@ -95,6 +95,42 @@ def run_stripe_load(pipeline: dlt.Pipeline, api_factory, settings) -> dict[str, 
         pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
         rows.update(rows_by_table(pipeline))
     return rows
+
+
+def load_stripe_accounts(
+    pipeline: dlt.Pipeline,
+    settings,
+    *,
+    relist_days: int | None = None,
+    report: dict | None = None,
+    tables: set[str] | None = None,
+) -> list:
+    """A Stripe run over every configured account (see `ingestion.accounts`), each account's
+    steps committed on their own. An account that fails is recorded in its outcome and the
+    next one is loaded; the outcomes are returned in order. `tables` limits the steps to
+    those raw tables (a partial materialization)."""
+    from ingestion.accounts import AccountOutcome, each_account, error_message, stripe_accounts
+    from ingestion.connect import open_stripe
+    from ingestion.load_history import rows_by_table
+
+    def open_api(account):
+        return open_stripe(settings, account)
+
+    accounts, outcomes = stripe_accounts(settings, open_api)
+    loaded: list[AccountOutcome] = []
+    for api, outcome in each_account(accounts, open_api, loaded):
+        try:
+            finish_pending(pipeline)
+            for source in stripe_step_sources(lambda api=api: api, settings, relist_days, report):
+                if tables is not None and not set(source.selected_resources) & tables:
+                    continue
+                pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
+                for table, count in rows_by_table(pipeline).items():
+                    outcome.rows[table] = outcome.rows.get(table, 0) + count
+        except Exception as err:
+            log.error("Stripe %s failed: %s", outcome.account_id, error_message(err))
+            outcome.error = error_message(err)
+    return outcomes + loaded
 
 
 def finish_pending(pipeline: dlt.Pipeline) -> None:

@@ -2,6 +2,11 @@
 
 `STRIPE_API_KEY` unset means sandbox mode: the pipeline reads the project's own Stripe sandbox
 and its CarePortals export. With a key set, nothing falls back to the sandbox.
+
+Several accounts: `STRIPE_API_KEY` may hold several keys, comma-separated, one per
+independent account; `STRIPE_CONNECTED_ACCOUNTS` names connected accounts the first key (a
+Connect platform's) reads with the `Stripe-Account` header, or is `all` to read every one
+`/v1/accounts` lists; `STRIPE_INCLUDE_PLATFORM=0` skips the platform's own objects.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ class ConfigurationError(ValueError):
 
 @dataclass(frozen=True)
 class StripeSettings:
-    api_key: Secret
+    api_key: Secret  # the first key (the platform's, with connected accounts)
     api_base: str
     sandbox: bool
     orders_path: Path | None
@@ -70,14 +75,33 @@ class StripeSettings:
     events: bool = True
     # Re-read the mutable objects created in this many days (a safety net; 0 = off).
     relist_days: int = 0
+    # Every key, one per independent account (the first is `api_key`).
+    api_keys: tuple[Secret, ...] = ()
+    # Connected accounts the first key reads (Stripe-Account), and whether to discover them all.
+    connected_accounts: tuple[str, ...] = ()
+    discover_connected: bool = False
+    # Read the first key's own account too (a platform may hold no payments itself).
+    include_platform: bool = True
 
     @classmethod
     def from_env(cls) -> StripeSettings:
         env = os.environ
-        key = env.get("STRIPE_API_KEY", "").strip()
+        keys = _split(env.get("STRIPE_API_KEY", ""))
+        key = keys[0] if keys else ""
         sandbox = SandboxSettings.from_env()
         orders = env.get("CAREPORTALS_ORDERS_PATH", "").strip()
+        connected = env.get("STRIPE_CONNECTED_ACCOUNTS", "").strip()
+        if not keys and sandbox.accounts and "STRIPE_CONNECTED_ACCOUNTS" not in env:
+            # The sandbox was asked for connected accounts: read them.
+            connected = "all"
+        problem = _connected_problem(connected)
+        if problem:
+            raise ConfigurationError(problem)
         common = {
+            "connected_accounts": () if connected == "all" else tuple(_split(connected)),
+            "discover_connected": connected == "all",
+            "include_platform": env.get("STRIPE_INCLUDE_PLATFORM", "1").strip().lower()
+            in TRUE_WORDS,
             "lists": _lists_from_env(env.get("STRIPE_LISTS", "")),
             "account_id": env.get("STRIPE_ACCOUNT_ID", "").strip() or None,
             "full_refresh": env.get("STRIPE_FULL_REFRESH", "").strip().lower() in TRUE_WORDS,
@@ -89,24 +113,42 @@ class StripeSettings:
             "sandbox_settings": sandbox,
         }
         if key:
-            if not key.startswith(("sk_", "rk_")):
+            if not all(k.startswith(("sk_", "rk_")) for k in keys):
                 raise ConfigurationError(
                     "STRIPE_API_KEY does not look like a Stripe secret or restricted key "
                     "(sk_... or rk_...); unset it to use the sandbox."
                 )
             return cls(
                 api_key=Secret(key),
+                api_keys=tuple(Secret(k) for k in keys),
                 api_base=env.get("STRIPE_API_BASE", STRIPE_API_BASE).rstrip("/"),
                 sandbox=False,
                 **common,
             )
         return cls(
             api_key=Secret(SANDBOX_API_KEY),
+            api_keys=(Secret(SANDBOX_API_KEY),),
             api_base=env.get("STRIPE_API_BASE", f"http://127.0.0.1:{sandbox.port}").rstrip("/"),
             sandbox=True,
             autostart_sandbox="STRIPE_API_BASE" not in env,
             **common,
         )
+
+
+def _split(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _connected_problem(raw: str) -> str | None:
+    if raw in ("", "all"):
+        return None
+    wrong = [a for a in _split(raw) if not a.startswith("acct_")]
+    if wrong:
+        return (
+            f"STRIPE_CONNECTED_ACCOUNTS must be 'all' or account ids (acct_...), not "
+            f"{', '.join(repr(a) for a in wrong)}."
+        )
+    return None
 
 
 def _int_env(env: os._Environ | dict, name: str, default: int) -> int:
@@ -137,7 +179,8 @@ def pipelines_dir() -> Path:
 
 
 _WHOLE_NUMBERS = ("STRIPE_MAX_RETRIES", "STRIPE_RELIST_DAYS", "SANDBOX_SEED", "SANDBOX_CHARGES",
-                  "SANDBOX_PORT", "WEBHOOK_PORT", "WEBHOOK_MAX_BODY_BYTES")  # fmt: skip
+                  "SANDBOX_PORT", "SANDBOX_ACCOUNTS", "WEBHOOK_PORT",
+                  "WEBHOOK_MAX_BODY_BYTES")  # fmt: skip
 _NUMBERS = ("STRIPE_RETRY_BACKOFF_SECONDS",)
 
 
@@ -145,12 +188,20 @@ def configuration_problems(env: os._Environ | dict | None = None) -> list[str]:
     """Every problem with the ingestion settings, one message each, none naming a secret."""
     env = os.environ if env is None else env
     problems = []
-    key = env.get("STRIPE_API_KEY", "").strip()
-    if key and not key.startswith(("sk_", "rk_")):
-        problems.append(
-            "STRIPE_API_KEY does not look like a Stripe secret or restricted key (sk_... or "
-            "rk_...); unset it to use the sandbox."
-        )
+    keys = _split(env.get("STRIPE_API_KEY", ""))
+    key = keys[0] if keys else ""
+    for n, one in enumerate(keys, 1):
+        if not one.startswith(("sk_", "rk_")):
+            which = f"key {n} of STRIPE_API_KEY" if len(keys) > 1 else "STRIPE_API_KEY"
+            problems.append(
+                f"{which} does not look like a Stripe secret or restricted key (sk_... or "
+                "rk_...); unset it to use the sandbox."
+            )
+    if len(set(keys)) < len(keys):
+        problems.append("STRIPE_API_KEY lists the same key twice.")
+    connected = _connected_problem(env.get("STRIPE_CONNECTED_ACCOUNTS", "").strip())
+    if connected:
+        problems.append(connected)
     base = env.get("STRIPE_API_BASE", "").strip()
     if base and not base.startswith(("http://", "https://")):
         problems.append(f"STRIPE_API_BASE must be an http(s) URL, not {base!r}.")
@@ -203,11 +254,12 @@ def webhook_secrets(raw: str) -> tuple[tuple[str, ...], list[str]]:
 def configuration_warnings(env: os._Environ | dict | None = None) -> list[str]:
     """Settings that work but are unwise."""
     env = os.environ if env is None else env
-    key = env.get("STRIPE_API_KEY", "").strip()
-    if key.startswith("sk_live_"):
-        return [
-            "STRIPE_API_KEY is a live secret key, which can also change the account: the "
-            "pipeline only reads, so create a restricted key (rk_live_...) with read access "
-            "and use that instead (see README, A real Stripe account)."
-        ]
-    return []
+    keys = _split(env.get("STRIPE_API_KEY", ""))
+    return [
+        f"{f'Key {n} of STRIPE_API_KEY' if len(keys) > 1 else 'STRIPE_API_KEY'} is a live "
+        "secret key, which can also change the account: the pipeline only reads, so create a "
+        "restricted key (rk_live_...) with read access and use that instead (see README, A "
+        "real Stripe account)."
+        for n, key in enumerate(keys, 1)
+        if key.startswith("sk_live_")
+    ]

@@ -176,6 +176,14 @@ class StripeApi:
                 status=status,
                 code=code,
             )
+        if status == 403 and code == "account_invalid":
+            return StripeAuthError(
+                f"The platform key does not have access to connected account "
+                f"{self.stripe_account} (403 {code or ''}): the account was disconnected or "
+                "does not exist; remove it from STRIPE_CONNECTED_ACCOUNTS.",
+                status=status,
+                code=code,
+            )
         if status == 403:
             return StripeAuthError(
                 f"The API key may not read {path} (403): give the restricted key read "
@@ -197,7 +205,8 @@ class StripeApi:
         account id from configuration; the key is then checked with a one-object list.
         """
         if self._account is None:
-            path = f"/v1/accounts/{self.stripe_account}" if self.stripe_account else "/v1/account"
+            # With `Stripe-Account`, /v1/account answers the connected account.
+            path = "/v1/account"
             try:
                 self._account = self.get_json(path)
             except StripeApiError as err:

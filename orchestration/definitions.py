@@ -24,16 +24,16 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 from dotenv import load_dotenv
 
+from ingestion.accounts import AccountsFailedError
 from ingestion.careportals import careportals_source
 from ingestion.connect import open_stripe, orders_path
 from ingestion.landing import landing_has_work, load_landing
-from ingestion.load_history import record_load, rows_by_table
+from ingestion.load_history import last_load, record_load
 from ingestion.pipelines import (
     LOADER_FILE_FORMAT,
     careportals_pipeline,
-    finish_pending,
+    load_stripe_accounts,
     stripe_pipeline,
-    stripe_step_sources,
     stripe_webhooks_pipeline,
 )
 from ingestion.settings import StripeSettings, configuration_warnings
@@ -41,7 +41,7 @@ from ingestion.stripe_source import stripe_source
 from ingestion.webhooks import landing_dir_from_env
 from publishing.publish import publish_marts
 from publishing.settings import PublishSettings
-from warehouse import check_writable, duckdb_path, refresh_reader_copy
+from warehouse import RAW_STRIPE_SCHEMA, check_writable, duckdb_path, refresh_reader_copy
 
 load_dotenv(override=False)
 
@@ -84,29 +84,23 @@ def _unused_api() -> None:
 )
 def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     """Every Stripe list, incrementally by `created`, and the Events feed, merged on
-    (account_id, id); each list is committed on its own (see `stripe_load_steps`)."""
+    (account_id, id), for every configured account; each list of each account is committed
+    on its own (see `stripe_load_steps`). An account that fails is reported (metadata, log
+    and the `every_account_loaded` check) and the others are loaded."""
     check_writable()
     pipeline, started_at = stripe_pipeline(), dt.datetime.now(dt.UTC)
+    tables = {key.path[-1] for key in context.selected_asset_keys}
     try:
         settings = StripeSettings.from_env()
         for warning in configuration_warnings():
             context.log.warning(warning)
         relist_days = int(context.run.tags.get(RELIST_TAG, settings.relist_days))
-        api = open_stripe(settings)
         report: dict = {}
-        rows: dict[str, int] = {}
-        try:
-            finish_pending(pipeline)
-            for source in stripe_step_sources(lambda: api, settings, relist_days, report):
-                yield from dlt.run(
-                    context=context,
-                    dlt_source=source,
-                    dlt_pipeline=pipeline,
-                    loader_file_format=LOADER_FILE_FORMAT,
-                )
-                rows.update(rows_by_table(pipeline))
-        finally:
-            api.close()
+        outcomes = load_stripe_accounts(
+            pipeline, settings, relist_days=relist_days, report=report, tables=tables
+        )
+        if all(outcome.failed for outcome in outcomes):
+            raise AccountsFailedError(outcomes)
         if report.get("unmapped_event_types"):
             context.log.info(f"Event types kept but not applied: {report['unmapped_event_types']}")
         if report.get("events_cursor_stale"):
@@ -116,7 +110,50 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     except Exception as err:
         record_load(pipeline, started_at, error=err)
         raise
-    record_load(pipeline, started_at, rows=rows)
+    rows: dict[str, int] = {}
+    for outcome in outcomes:
+        for table, count in outcome.rows.items():
+            rows[table] = rows.get(table, 0) + count
+    failed = [outcome for outcome in outcomes if outcome.failed]
+    accounts = [outcome.as_dict() for outcome in outcomes]
+    error = AccountsFailedError(outcomes) if failed else None
+    record_load(pipeline, started_at, rows=rows, error=error, accounts=accounts)
+    if error:
+        context.log.error(str(error))
+    for key in sorted(context.selected_asset_keys, key=lambda k: k.path):
+        table = key.path[-1]
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                "rows_loaded": rows.get(table, 0),
+                "rows_by_account": dg.MetadataValue.json(
+                    {o.account_id: o.rows.get(table, 0) for o in outcomes if not o.failed}
+                ),
+                "accounts": dg.MetadataValue.json(accounts),
+                "table_name": f"{RAW_STRIPE_SCHEMA}.{table}",
+            },
+        )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["stripe", "events"]),
+    name="every_account_loaded",
+    description="Every configured Stripe account loaded in the last Stripe run.",
+    pool=DUCKDB_POOL,
+)
+def every_account_loaded() -> dg.AssetCheckResult:
+    last = last_load("stripe")
+    if last is None:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no Stripe run yet"})
+    failed = [a for a in last["accounts"] if a.get("outcome") == "failed"]
+    return dg.AssetCheckResult(
+        passed=last["outcome"] == "succeeded",
+        metadata={
+            "outcome": last["outcome"],
+            "failed_accounts": dg.MetadataValue.json(failed),
+            "accounts": len(last["accounts"]),
+        },
+    )
 
 
 @dlt_assets(
@@ -350,6 +387,7 @@ defs = dg.Definitions(
         published_marts,
         warehouse_reader_copy,
     ],
+    asset_checks=[every_account_loaded],
     jobs=[full_pipeline, webhook_to_marts],
     schedules=[incremental_load, rolling_relist],
     sensors=[webhook_landing_sensor],

@@ -16,6 +16,7 @@ from dotenv import load_dotenv
 load_dotenv(override=False)
 
 from ingestion.careportals import OrdersFileError  # noqa: E402 (after .env is read)
+from ingestion.load_history import last_load  # noqa: E402
 from ingestion.settings import (  # noqa: E402
     ConfigurationError,
     StripeSettings,
@@ -121,7 +122,11 @@ def run() -> int:
                 print(f"\nFAILED {event.step_key}: {cause.message.strip()}", file=sys.stderr)
         print(f"Details: {log_path} and the Dagster UI (make ui).", file=sys.stderr)
         return 1
-    print(f"Run {result.run_id} succeeded.")
+    stripe_load = last_load("stripe") or {"outcome": "succeeded", "accounts": []}
+    if stripe_load["outcome"] == "succeeded":
+        print(f"Run {result.run_id} succeeded.")
+    else:
+        print(f"Run {result.run_id} finished, but some Stripe accounts failed (below).")
     if sandbox_dataset:
         record_sandbox_dataset(sandbox_dataset)
 
@@ -140,6 +145,14 @@ def run() -> int:
     for currency, v in revenue.items():
         amounts = "".join(f"{format_major(v[name], v['exponent']):>16}" for name in columns)
         print(f"  {currency.upper():<8}{amounts}")
+    if len(stripe_load["accounts"]) > 1 or stripe_load["outcome"] != "succeeded":
+        print("\nStripe accounts:")
+        for account in stripe_load["accounts"]:
+            if account["outcome"] == "failed":
+                print(f"  {account['account']:<38} FAILED: {account['error']}")
+            else:
+                rows = sum(account["rows"].values())
+                print(f"  {account['account']:<38} {rows:>10,} rows loaded")
     print(f"\nWarehouse (DuckDB): {duckdb_path()}")
     publish = PublishSettings.from_env()
     if publish.spreadsheet_id:
@@ -147,6 +160,13 @@ def run() -> int:
     else:
         print(f"Workbook:           {publish.workbook_path}")
     print(f"For BI (a copy refreshed after each run; never blocks a run): {reader_path()}")
+    if stripe_load["outcome"] != "succeeded":
+        print(
+            "\nstripe-elt: some Stripe accounts failed to load; the others were loaded and "
+            "published. Fix them and run again (each account resumes from its own cursors).",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -17,6 +17,7 @@ DEFAULT_TABS = (
     ("careportals_refunds_created", "refund.created"),
     ("revenue_daily", "Revenue daily"),
     ("revenue_monthly", "Revenue monthly"),
+    ("revenue_monthly_all_accounts", "Revenue monthly, all accounts"),
     ("fct_disputes", "Disputes"),
     ("refund_metrics_monthly", "Refund metrics"),
     ("payments_monthly", "Payments monthly"),

@@ -1,7 +1,7 @@
 """Command line of the Stripe sandbox.
 
 python -m sandbox generate --seed 42 --charges 2000     # write a dataset, print its folder
-python -m sandbox serve [--seed 42 --charges 2000 --port 12111]
+python -m sandbox serve [--seed 42 --charges 2000 --port 12111 --accounts 0]
         [--webhook-url http://127.0.0.1:8787/webhooks/stripe --webhook-secret whsec_...]
         [--faults 429=0.05,500=0.02,drop=0.02,slow=0.05]
 python -m sandbox advance [--days 1 | --seconds N] [--changes N]   # on the running server
@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--charges", type=int, default=defaults.charges)
     parser.add_argument("--port", type=int, default=defaults.port)
+    parser.add_argument(
+        "--accounts", type=int, default=defaults.accounts,
+        help="connected accounts of the platform account (Stripe Connect)",
+    )  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=defaults.data_dir)
     parser.add_argument("--webhook-url", default=os.environ.get("SANDBOX_WEBHOOK_URL"))
     parser.add_argument(
@@ -50,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "advance":
         return _advance(args)
     if args.command == "reset":
-        folder = dataset_dir(args.data_dir, args.seed, args.charges)
+        folder = dataset_dir(args.data_dir, args.seed, args.charges, args.accounts)
         shutil.rmtree(folder, ignore_errors=True)
         print(f"Removed {folder}; it is generated again on the next start.")
         return 0
-    folder = ensure_dataset(args.data_dir, args.seed, args.charges)
+    folder = ensure_dataset(args.data_dir, args.seed, args.charges, args.accounts)
     if args.command == "generate":
         print(folder)
         return 0
@@ -71,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Webhooks go to {args.webhook_url}, signed with {secret}", flush=True)
     if faults.any:
         print(f"Injecting faults: {faults}", flush=True)
+    for k, account_id in enumerate(state.connected, 1):
+        print(f"Connected account {account_id}: Stripe-Account header with the platform's "
+              f"key, or its own key {SANDBOX_API_KEY}_{k}", flush=True)  # fmt: skip
     print(f"Stripe sandbox serving {folder.name} on {server.url} (Ctrl-C stops it)", flush=True)
     try:
         server.httpd.serve_forever()

@@ -22,8 +22,17 @@ def _serve_command(settings: SandboxSettings) -> list[str]:
     return [
         sys.executable, "-m", "sandbox", "serve", "--seed", str(settings.seed),
         "--charges", str(settings.charges), "--port", str(settings.port),
+        "--accounts", str(settings.accounts),
         "--data-dir", str(settings.data_dir),
     ]  # fmt: skip
+
+
+def _dataset_key(settings: SandboxSettings) -> tuple:
+    return settings.data_dir, settings.seed, settings.charges, settings.accounts
+
+
+def _folder(settings: SandboxSettings) -> Path:
+    return dataset_dir(*_dataset_key(settings))
 
 
 def _health(url: str) -> dict | None:
@@ -41,7 +50,7 @@ def ensure_running(settings: SandboxSettings, timeout: float = 120.0) -> str:
     again); its log is `<data_dir>/server.log`.
     """
     url = f"http://127.0.0.1:{settings.port}"
-    folder = ensure_dataset(settings.data_dir, settings.seed, settings.charges)
+    folder = ensure_dataset(*_dataset_key(settings))
     health = _health(url)
     if health is None:
         log_path = settings.data_dir / "server.log"
@@ -66,17 +75,17 @@ def ensure_running(settings: SandboxSettings, timeout: float = 120.0) -> str:
 
 def orders_file(settings: SandboxSettings) -> Path:
     """The sandbox's CarePortals export, generated with its dataset."""
-    folder = ensure_dataset(settings.data_dir, settings.seed, settings.charges)
+    folder = ensure_dataset(*_dataset_key(settings))
     return Path(folder) / "careportals_orders.csv"
 
 
 def dataset_name(settings: SandboxSettings) -> str:
     """The name of the configured dataset (format version, seed and size)."""
-    return dataset_dir(settings.data_dir, settings.seed, settings.charges).name
+    return _folder(settings).name
 
 
 def ground_truth_path(settings: SandboxSettings) -> Path:
-    return dataset_dir(settings.data_dir, settings.seed, settings.charges) / "ground_truth.json"
+    return _folder(settings) / "ground_truth.json"
 
 
 def start_for_run(settings: SandboxSettings):
@@ -86,7 +95,7 @@ def start_for_run(settings: SandboxSettings):
     if _health(url) is not None:
         ensure_running(settings)
         return None
-    ensure_dataset(settings.data_dir, settings.seed, settings.charges)
+    ensure_dataset(*_dataset_key(settings))
     process = subprocess.Popen(
         _serve_command(settings), cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

@@ -5,6 +5,11 @@ It implements what the pipeline relies on, with Stripe's semantics: lists newest
 `has_more`, subscriptions filtered to non-canceled unless `status=all`, retrieve by id,
 `GET /v1/account`, bearer or basic key auth (401 on a bad key) and Stripe's error envelope.
 
+A dataset with connected accounts is a Connect platform: the platform's key reads a
+connected account with the `Stripe-Account` header, `GET /v1/accounts` lists them, and each
+connected account also answers its own key (`sk_test_sandbox_<k>`), as a standard account
+does. The accounts share one clock; their events carry `account`, as Connect events do.
+
 Objects are kept as their pre-rendered JSON bytes, so a page is a join of byte strings and
 the server never dominates a benchmark.
 """
@@ -31,7 +36,7 @@ import orjson
 
 from sandbox import activity
 from sandbox.generator import DAY, NOW, OBJECT_TYPES, generate_story
-from sandbox.store import ORDERS_FILE, write_orders_csv
+from sandbox.store import ORDERS_FILE, connected_folders, write_orders_csv
 from sandbox.truth import ground_truth
 from sandbox.webhooks import (
     Deliverer,
@@ -63,6 +68,7 @@ _FILTERS = {
     "products": {},
     "coupons": {},
     "events": {},
+    "accounts": {},
 }
 # Fields a list can expand (`expand[]=data.<field>`; `expand[]=<field>` on a retrieve). The
 # dataset holds them expanded; by default they are answered as ids, as Stripe does.
@@ -80,6 +86,7 @@ _OBJECT_NAMES = {
     "invoices": "invoice",
     "coupons": "coupon",
     "events": "event",
+    "accounts": "account",
 }
 
 
@@ -338,13 +345,16 @@ class SandboxState:
         *,
         faults: Faults | None = None,
         delivery: DeliverySettings | None = None,
+        platform: SandboxState | None = None,
     ) -> None:
         folder = Path(folder)
         self.folder = folder
         self.api_keys = api_keys or {SANDBOX_API_KEY}
         self.manifest = json.loads((folder / "manifest.json").read_text())
         self.account = (folder / "account.json").read_bytes()
-        self.lock = threading.RLock()
+        self.account_id: str = self.manifest["account_id"]
+        self.platform = platform
+        self.lock = platform.lock if platform else threading.RLock()
         self.faults = FaultPicker(faults) if faults and faults.any else None
         self.requests: list[str] = []  # the authenticated requests served, for tests
         self.endpoints: list[Endpoint] = []
@@ -354,6 +364,17 @@ class SandboxState:
         self.steps: list[dict[str, int]] = []
         self.now = NOW
         self.collections: dict[str, Collection] = {}
+        # Connected accounts by id, and the account each key reads.
+        self.connected: dict[str, SandboxState] = {}
+        self.key_owners: dict[str, SandboxState] = dict.fromkeys(self.api_keys, self)
+        if platform is None:
+            for sub in connected_folders(folder):
+                child = SandboxState(sub, {f"{SANDBOX_API_KEY}_{sub.name}"}, platform=self)
+                self.connected[child.account_id] = child
+                self.key_owners.update(child.key_owners)
+        self.accounts = Collection.from_lines(
+            "accounts", [child.account for child in self.connected.values()]
+        )
         steps = json.loads((folder / ADVANCE_FILE).read_text())["steps"] if (
             folder / ADVANCE_FILE
         ).exists() else []  # fmt: skip
@@ -365,6 +386,22 @@ class SandboxState:
                 lines = [line.rstrip(b"\n") for line in f if line.strip()]
             self.collections[name] = Collection.from_lines(name, lines)
         self.collections["events"] = Collection.from_lines("events", [])
+
+    @property
+    def now(self) -> int:
+        return self.platform.now if self.platform else self._now
+
+    @now.setter
+    def now(self, value: int) -> None:
+        self._now = value
+
+    def _event_body(self, body: bytes) -> bytes:
+        """A connected account's events name it, as Connect events do."""
+        if self.platform is None:
+            return body
+        event = orjson.loads(body)
+        event["account"] = self.account_id
+        return orjson.dumps(event)
 
     # -- time advancing ---------------------------------------------------------------------
 
@@ -379,7 +416,7 @@ class SandboxState:
         for step in steps:
             result = activity.advance(story, len(self.steps), step["seconds"], step["changes"])
             self.steps.append(step)
-            events += [e.body for e in result.events]
+            events += [self._event_body(e.body) for e in result.events]
         self.now = story.now
         for name in OBJECT_TYPES:
             self.collections[name] = Collection.from_objects(name, story.out[name])
@@ -388,47 +425,67 @@ class SandboxState:
         self.collections["events"] = Collection.from_lines("events", events)
 
     def advance(self, seconds: int, changes: int | None = None) -> dict[str, Any]:
-        """Move the clock forward with new activity; deliver its events to the endpoints."""
+        """Move the clock forward with new activity in every account; deliver the events to
+        the endpoints."""
         with self.lock:
-            story = self._story()
-            if changes is None:
-                changes = max(10, self.manifest["charges_requested"] // 100)
-            try:
-                result = activity.advance(story, len(self.steps), seconds, changes)
-            except ValueError as err:
-                raise ApiError(400, str(err), param="seconds") from None
-            self.steps.append({"seconds": seconds, "changes": changes})
-            self.now = result.now
-            by_id = {
-                name: {obj["id"]: obj for obj in story.out[name] if obj["id"] in ids}
-                for name, ids in result.changed.items()
-                if name in self.collections
-            }
-            for name, objs in by_id.items():
-                for obj in sorted(objs.values(), key=lambda o: (o["created"], o["id"])):
-                    self.collections[name].upsert(obj)
-            for cus_id in story.data.deleted_customers:
-                if self.collections["customers"].position[cus_id] not in (
-                    self.collections["customers"].hidden
-                ):
-                    self.collections["customers"].hide(cus_id)
-            for event in result.events:
-                self.collections["events"].upsert(orjson.loads(event.body))
+            result = self._advance_own(seconds, changes)
+            events = [(e["id"], e["type"], orjson.dumps(e)) for e in result.pop("_events")]
+            changed = dict(result["changed"])
+            for child in self.connected.values():
+                child_result = child._advance_own(seconds, changes)
+                events += [(e["id"], e["type"], orjson.dumps(e)) for e in child_result["_events"]]
+                for name, count in child_result["changed"].items():
+                    changed[name] = changed.get(name, 0) + count
             self._persist()
             if self.endpoints:
-                self.deliverer.submit(
-                    list(self.endpoints), [(e.id, e.type, e.body) for e in result.events]
-                )
+                self.deliverer.submit(list(self.endpoints), events)
+        return {**result, "events": len(events), "changed": dict(sorted(changed.items()))}
+
+    def _advance_own(self, seconds: int, changes: int | None) -> dict[str, Any]:
+        story = self._story()
+        if changes is None:
+            changes = max(10, self.manifest["charges_requested"] // 100)
+        try:
+            result = activity.advance(story, len(self.steps), seconds, changes)
+        except ValueError as err:
+            raise ApiError(400, str(err), param="seconds") from None
+        self.steps.append({"seconds": seconds, "changes": changes})
+        self.now = result.now
+        by_id = {
+            name: {obj["id"]: obj for obj in story.out[name] if obj["id"] in ids}
+            for name, ids in result.changed.items()
+            if name in self.collections
+        }
+        for name, objs in by_id.items():
+            for obj in sorted(objs.values(), key=lambda o: (o["created"], o["id"])):
+                self.collections[name].upsert(obj)
+        for cus_id in story.data.deleted_customers:
+            if self.collections["customers"].position[cus_id] not in (
+                self.collections["customers"].hidden
+            ):
+                self.collections["customers"].hide(cus_id)
+        events = [orjson.loads(self._event_body(e.body)) for e in result.events]
+        for event in events:
+            self.collections["events"].upsert(event)
+        if self.platform is not None:
+            self._persist()
         return {
             "object": "sandbox_advance",
             "now": self.now,
-            "events": len(result.events),
+            "events": len(events),
             "changed": {name: len(ids) for name, ids in sorted(result.changed.items())},
+            "_events": events,
         }
 
     def _persist(self) -> None:
         data = self.story.data
-        _write_atomically(self.folder / ORDERS_FILE, lambda p: write_orders_csv(data.orders, p))
+        orders = list(data.orders)
+        if self.connected:
+            # One CarePortals: the top export holds every account's orders.
+            for child in self.connected.values():
+                orders += child._story().data.orders
+            orders.sort(key=lambda o: (o["created_at"], o["order_id"]))
+        _write_atomically(self.folder / ORDERS_FILE, lambda p: write_orders_csv(orders, p))
         truth = json.dumps(ground_truth(data), indent=2) + "\n"
         _write_atomically(self.folder / "ground_truth.json", lambda p: p.write_text(truth))
         steps = json.dumps({"steps": self.steps}, indent=2) + "\n"
@@ -456,7 +513,8 @@ class SandboxState:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def authenticate(self, header: str | None) -> None:
+    def authenticate(self, header: str | None) -> SandboxState:
+        """The account the request's key reads (401 for no key or an unknown one)."""
         if not header:
             raise ApiError(
                 401,
@@ -471,58 +529,90 @@ class SandboxState:
                 key = base64.b64decode(key).decode().split(":", 1)[0]
             except ValueError:
                 key = ""
-        if key not in self.api_keys:
+        owner = self.key_owners.get(key)
+        if owner is None:
             masked = (key[:8] + "*" * max(len(key) - 12, 0) + key[-4:]) if len(key) > 12 else "***"
             raise ApiError(401, f"Invalid API Key provided: {masked}", code="api_key_invalid")
+        return owner
+
+    def reading(self, owner: SandboxState, stripe_account: str | None) -> SandboxState:
+        """The account a request reads: the key's own, or (the platform's key with a
+        `Stripe-Account` header) one of its connected accounts."""
+        if not stripe_account or stripe_account == owner.account_id:
+            return owner
+        target = owner.connected.get(stripe_account)
+        if target is None:
+            raise ApiError(
+                403,
+                f"The provided key does not have access to account '{stripe_account}' (or "
+                "that account does not exist). Application access may have been revoked.",
+                type="invalid_request_error",
+                code="account_invalid",
+            )
+        return target
 
     def answer(
-        self, method: str, target: str, auth: str | None, form: bytes = b""
+        self,
+        method: str,
+        target: str,
+        auth: str | None,
+        form: bytes = b"",
+        stripe_account: str | None = None,
     ) -> tuple[int, bytes]:
         try:
             url = urlsplit(target)
             if url.path == "/healthz":
                 return 200, json.dumps(
-                    {"status": "ok", "dataset": self.folder.name, "now": self.now}
-                ).encode()
-            self.authenticate(auth)
-            self.requests.append(f"{method} {target}")
+                    {"status": "ok", "dataset": self.folder.name, "now": self.now,
+                     "accounts": [self.account_id, *self.connected]}
+                ).encode()  # fmt: skip
+            account = self.reading(self.authenticate(auth), stripe_account)
+            account.requests.append(f"{method} {target}")
             parts = [p for p in url.path.split("/") if p]
             if method == "POST":
                 return 200, self._post(parts, url.path, parse_qsl(form.decode(errors="replace")))
-            if method != "GET":
-                raise ApiError(405, f"Unrecognized request URL ({method}: {url.path}).")
-            pairs = parse_qsl(url.query, keep_blank_values=True)
-            params = {k: v for k, v in pairs if k != "types[]"}
-            for n, kind in enumerate(v for k, v in pairs if k == "types[]"):
-                params[f"types[{n}]"] = kind
-            expand = [v for k, v in pairs if k in ("expand[]", "expand")]
-            if parts[:1] != ["v1"] or len(parts) not in (2, 3):
-                raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
-            if parts[1] == "account" and len(parts) == 2:
-                return 200, self.account
-            if parts[1] == "webhook_endpoints" and len(parts) == 2:
-                data = [ep.as_json() for ep in self.endpoints]
-                return 200, orjson.dumps({"object": "list", "data": data, "has_more": False,
-                                          "url": url.path})  # fmt: skip
-            with self.lock:
-                collection = self.collections.get(parts[1])
-                if collection is None:
-                    raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
-                if len(parts) == 3:
-                    return 200, collection.retrieve(parts[2], expand)
-                if parts[1] == "events":
-                    # Stripe keeps events for 30 days.
-                    params.setdefault("created[gte]", str(self.now - EVENT_RETENTION))
-                    oldest = self.now - EVENT_RETENTION
-                    if int(params["created[gte]"]) < oldest:
-                        params["created[gte]"] = str(oldest)
-                return 200, collection.list_page(params, url.path, expand)
+            return account._get(method, url, parts)
         except ApiError as err:
             return err.status, json.dumps(err.body).encode()
         except Exception:
             log.exception("sandbox: %s %s failed", method, target)
             body = ApiError(500, "An unknown error occurred", type="api_error").body
             return 500, json.dumps(body).encode()
+
+    def _get(self, method: str, url: Any, parts: list[str]) -> tuple[int, bytes]:
+        """A GET on this account (authenticated); raises ApiError."""
+        if method != "GET":
+            raise ApiError(405, f"Unrecognized request URL ({method}: {url.path}).")
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        params = {k: v for k, v in pairs if k != "types[]"}
+        for n, kind in enumerate(v for k, v in pairs if k == "types[]"):
+            params[f"types[{n}]"] = kind
+        expand = [v for k, v in pairs if k in ("expand[]", "expand")]
+        if parts[:1] != ["v1"] or len(parts) not in (2, 3):
+            raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
+        if parts[1] == "account" and len(parts) == 2:
+            return 200, self.account
+        if parts[1] == "accounts":
+            if len(parts) == 3:
+                return 200, self.accounts.retrieve(parts[2])
+            return 200, self.accounts.list_page(dict(pairs), url.path)
+        if parts[1] == "webhook_endpoints" and len(parts) == 2:
+            data = [ep.as_json() for ep in (self.platform or self).endpoints]
+            return 200, orjson.dumps({"object": "list", "data": data, "has_more": False,
+                                      "url": url.path})  # fmt: skip
+        with self.lock:
+            collection = self.collections.get(parts[1])
+            if collection is None:
+                raise ApiError(404, f"Unrecognized request URL (GET: {url.path}).")
+            if len(parts) == 3:
+                return 200, collection.retrieve(parts[2], expand)
+            if parts[1] == "events":
+                # Stripe keeps events for 30 days.
+                params.setdefault("created[gte]", str(self.now - EVENT_RETENTION))
+                oldest = self.now - EVENT_RETENTION
+                if int(params["created[gte]"]) < oldest:
+                    params["created[gte]"] = str(oldest)
+            return 200, collection.list_page(params, url.path, expand)
 
     def _post(self, parts: list[str], path: str, form: list[tuple[str, str]]) -> bytes:
         fields = dict(form)
@@ -588,7 +678,9 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                 return
             if fault == "slow":
                 time.sleep(state.faults.faults.slow_seconds)
-            status, body = state.answer("GET", self.path, self.headers.get("Authorization"))
+            headers = self.headers
+            status, body = state.answer("GET", self.path, headers.get("Authorization"),
+                                        stripe_account=headers.get("Stripe-Account"))  # fmt: skip
             self._send(status, body, fault if fault == "drop" and status == 200 else None)
 
         def do_POST(self) -> None:

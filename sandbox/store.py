@@ -7,6 +7,8 @@ Layout of a dataset folder:
     objects/<name>.jsonl     one object per line, newest first, as the API lists them
     ground_truth.json        counts and per-currency totals (sandbox.truth)
     careportals_orders.csv   the orders, as the CarePortals export writes them
+    connected/<k>/           with connected accounts: each a dataset folder of its own (the
+                             top export then holds every account's orders: one CarePortals)
 """
 
 from __future__ import annotations
@@ -39,48 +41,92 @@ ORDER_COLUMNS = [
 ]
 
 
-def dataset_dir(root: Path, seed: int, charges: int) -> Path:
-    return Path(root) / f"v{FORMAT_VERSION}-seed{seed}-charges{charges}"
+CONNECTED_DIR = "connected"
 
 
-def ensure_dataset(root: Path, seed: int, charges: int) -> Path:
-    """The folder of the dataset for (seed, charges), generating it the first time."""
-    target = dataset_dir(root, seed, charges)
+def dataset_dir(root: Path, seed: int, charges: int, accounts: int = 0) -> Path:
+    name = f"v{FORMAT_VERSION}-seed{seed}-charges{charges}"
+    return Path(root) / (f"{name}-accounts{accounts}" if accounts else name)
+
+
+def connected_seed(seed: int, index: int) -> int:
+    """The seed of the platform's `index`-th connected account (1-based)."""
+    return seed * 1_000 + index
+
+
+def connected_charges(charges: int) -> int:
+    """A connected account (a partner clinic) is a quarter of the platform's size."""
+    return max(50, charges // 4)
+
+
+def generate_connected(seed: int, charges: int, index: int) -> Dataset:
+    data = generate(connected_seed(seed, index), connected_charges(charges))
+    data.account["business_profile"]["name"] = f"CarePortals Partner Clinic {index}"
+    data.account["settings"]["dashboard"]["display_name"] = f"Partner Clinic {index}"
+    data.account["email"] = f"finance+clinic{index}@careportals.example"
+    return data
+
+
+def ensure_dataset(root: Path, seed: int, charges: int, accounts: int = 0) -> Path:
+    """The folder of the dataset for (seed, charges) with `accounts` connected accounts,
+    generating it the first time."""
+    target = dataset_dir(root, seed, charges, accounts)
     if (target / "manifest.json").exists():
         return target
-    write_dataset(generate(seed, charges), target)
+    connected = [generate_connected(seed, charges, k) for k in range(1, accounts + 1)]
+    write_dataset(generate(seed, charges), target, connected)
     return target
 
 
-def write_dataset(data: Dataset, target: Path) -> None:
-    """Write a dataset atomically: a reader sees the whole folder or none of it."""
+def write_dataset(data: Dataset, target: Path, connected: list[Dataset] | None = None) -> None:
+    """Write a dataset (and its connected accounts) atomically: a reader sees the whole
+    folder or none of it."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
     try:
-        (staging / "objects").mkdir()
-        for name in OBJECT_TYPES:
-            with open(staging / "objects" / f"{name}.jsonl", "wb") as out:
-                for obj in data.objects[name]:
-                    out.write(orjson.dumps(obj))
-                    out.write(b"\n")
-        (staging / "account.json").write_bytes(orjson.dumps(data.account))
-        truth = ground_truth(data)
-        (staging / "ground_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
-        write_orders_csv(data.orders, staging / ORDERS_FILE)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "seed": data.seed,
-            "charges_requested": data.charges_requested,
-            "account_id": data.account["id"],
-        }
-        # The manifest is written last: its presence marks a complete dataset.
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for index, child in enumerate(connected or [], 1):
+            folder = staging / CONNECTED_DIR / str(index)
+            folder.mkdir(parents=True)
+            _write_account(child, folder, {"connected_to": data.account["id"], "index": index})
+        orders = [o for account in [data, *(connected or [])] for o in account.orders]
+        orders.sort(key=lambda o: (o["created_at"], o["order_id"]))
+        _write_account(data, staging, {"connected_accounts": len(connected or [])}, orders)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _write_account(data: Dataset, folder: Path, extra: dict, orders: list | None = None) -> None:
+    (folder / "objects").mkdir()
+    for name in OBJECT_TYPES:
+        with open(folder / "objects" / f"{name}.jsonl", "wb") as out:
+            for obj in data.objects[name]:
+                out.write(orjson.dumps(obj))
+                out.write(b"\n")
+    (folder / "account.json").write_bytes(orjson.dumps(data.account))
+    truth = ground_truth(data)
+    (folder / "ground_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    write_orders_csv(data.orders if orders is None else orders, folder / ORDERS_FILE)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "seed": data.seed,
+        "charges_requested": data.charges_requested,
+        "account_id": data.account["id"],
+        **extra,
+    }
+    # The manifest is written last: its presence marks a complete dataset.
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def connected_folders(folder: Path) -> list[Path]:
+    """The dataset folders of a dataset's connected accounts, in order."""
+    root = Path(folder) / CONNECTED_DIR
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def major_units(amount_minor: int, currency: str) -> str:

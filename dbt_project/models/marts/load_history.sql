@@ -16,7 +16,8 @@ final as (
             as duration_seconds,
         outcome,
         cast(rows_by_table as varchar) as rows_by_table,
-        error
+        error,
+        cast(accounts as varchar) as accounts
     from loads
 )
 

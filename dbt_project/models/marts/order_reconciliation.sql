@@ -19,6 +19,7 @@ charges as (
 per_order as (
     select
         order_id,
+        min(account_id) as account_id,
         sum(case when captured then 1 else 0 end) as captured_charge_count,
         sum(case when not captured then 1 else 0 end) as uncaptured_charge_count,
         sum(case when captured then amount_minor else 0 end) as captured_minor,
@@ -36,6 +37,7 @@ order_rows as (
         orders.order_id as record_id,
         orders.order_id,
         cast(null as varchar) as charge_id,
+        per_order.account_id,
         orders.created_at,
         orders.customer_email as email,
         orders.currency,
@@ -69,6 +71,7 @@ orphan_rows as (
         charges.charge_id as record_id,
         charges.order_id,
         charges.charge_id,
+        charges.account_id,
         charges.created_at,
         charges.email,
         charges.currency,
