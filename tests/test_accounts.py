@@ -204,7 +204,9 @@ def test_changes_in_every_account_arrive_by_webhook_and_by_the_events_feed(conne
             )
         )
         assert got_charges == expected, account
-    [(rows, distinct)] = query(workdir, "select count(*), count(distinct id) from raw_stripe.events")
+    [(rows, distinct)] = query(
+        workdir, "select count(*), count(distinct id) from raw_stripe.events"
+    )
     assert rows == distinct == advanced["events"]
 
 
@@ -239,9 +241,10 @@ def test_a_failing_account_is_reported_and_the_others_load(tmp_path: Path, platf
     assert by_account["connected account acct_revoked0000000 (through key 1)"]["outcome"] == (
         "failed"
     )
-    assert "does not have access" in by_account[
-        "connected account acct_revoked0000000 (through key 1)"
-    ]["error"]
+    assert (
+        "does not have access"
+        in by_account["connected account acct_revoked0000000 (through key 1)"]["error"]
+    )
     assert "rejected the API key" in by_account["the account of key 3"]["error"]
     assert {a for a, v in by_account.items() if v["outcome"] == "loaded"} == loaded
     assert "2 of 5 Stripe accounts failed" in error
