@@ -31,7 +31,7 @@ create table if not exists {OPS_SCHEMA}.load_history (
     rows_by_table json,
     error varchar
 );
-alter table {OPS_SCHEMA}.load_history add column if not exists accounts json;
+alter table {OPS_SCHEMA}.load_history add column if not exists account_outcomes json;
 """
 
 
@@ -90,7 +90,7 @@ def record_load(
         con.execute(_DDL)
         con.execute(
             f"insert into {OPS_SCHEMA}.load_history (load_id, pipeline, started_at, "
-            "finished_at, outcome, rows_by_table, error, accounts) "
+            "finished_at, outcome, rows_by_table, error, account_outcomes) "
             "values (?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
@@ -107,7 +107,7 @@ def last_load(pipeline_name: str, database: Path | None = None) -> dict | None:
         return None
     try:
         found = con.execute(
-            f"select outcome, error, accounts from {OPS_SCHEMA}.load_history "
+            f"select outcome, error, account_outcomes from {OPS_SCHEMA}.load_history "
             "where pipeline = ? order by finished_at desc limit 1",
             [pipeline_name],
         ).fetchone()

@@ -165,7 +165,7 @@ def test_each_account_and_the_total_equal_their_ground_truth(connect_run, platfo
 
     [(outcome, accounts)] = query(
         workdir,
-        "select outcome, accounts from marts.load_history where pipeline = 'stripe' "
+        "select outcome, account_outcomes from marts.load_history where pipeline = 'stripe' "
         "order by finished_at desc limit 1",
     )
     assert outcome == "succeeded"
@@ -234,7 +234,7 @@ def test_a_failing_account_is_reported_and_the_others_load(tmp_path: Path, platf
     assert loaded == {state.account_id, first, second}
     [(outcome, error, accounts)] = query(
         tmp_path,
-        "select outcome, error, accounts from marts.load_history where pipeline = 'stripe'",
+        "select outcome, error, account_outcomes from marts.load_history where pipeline = 'stripe'",
     )
     assert outcome == "partially_failed"
     by_account = {a["account"]: a for a in json.loads(accounts)}

@@ -17,7 +17,7 @@ final as (
         outcome,
         cast(rows_by_table as varchar) as rows_by_table,
         error,
-        cast(accounts as varchar) as accounts
+        cast(account_outcomes as varchar) as account_outcomes
     from loads
 )
 
