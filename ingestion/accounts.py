@@ -44,6 +44,7 @@ class AccountOutcome:
     account_id: str | None = None
     rows: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False)
 
     @property
     def failed(self) -> bool:
@@ -115,7 +116,7 @@ def each_account(
         try:
             api = open_api(account)
         except Exception as err:
-            outcome.error = error_message(err)
+            outcome.error, outcome.exception = error_message(err), err
             continue
         try:
             outcome.account_id = api.account_id
@@ -131,24 +132,22 @@ def each_account(
             api.close()
 
 
-def summary(outcomes: list[AccountOutcome]) -> str:
-    """One line per account: what was loaded or why it failed."""
-    lines = []
-    for outcome in outcomes:
-        if outcome.failed:
-            lines.append(f"  {outcome.account_id or outcome.label}: FAILED: {outcome.error}")
-        else:
-            total = sum(outcome.rows.values())
-            lines.append(f"  {outcome.account_id}: loaded {total} rows")
-    return "\n".join(lines)
-
-
 class AccountsFailedError(RuntimeError):
-    """Some Stripe accounts failed to load (the others were loaded)."""
+    """Some Stripe accounts failed to load (the others were loaded). One line, each failed
+    account with its error."""
 
     def __init__(self, outcomes: list[AccountOutcome]) -> None:
         failed = [o for o in outcomes if o.failed]
+        details = "; ".join(f"{o.account_id or o.label}: {o.error}" for o in failed)
         super().__init__(
-            f"{len(failed)} of {len(outcomes)} Stripe accounts failed to load:\n" + summary(failed)
+            f"{len(failed)} of {len(outcomes)} Stripe accounts failed to load: {details}"
         )
         self.outcomes = outcomes
+
+
+def raise_if_all_failed(outcomes: list[AccountOutcome]) -> None:
+    """Nothing loaded: a single account's own error, or every account's."""
+    if outcomes and all(o.failed for o in outcomes):
+        if len(outcomes) == 1 and outcomes[0].exception is not None:
+            raise outcomes[0].exception
+        raise AccountsFailedError(outcomes)

@@ -129,7 +129,7 @@ def load_stripe_accounts(
                     outcome.rows[table] = outcome.rows.get(table, 0) + count
         except Exception as err:
             log.error("Stripe %s failed: %s", outcome.account_id, error_message(err))
-            outcome.error = error_message(err)
+            outcome.error, outcome.exception = error_message(err), err
     return outcomes + loaded
 
 

@@ -24,7 +24,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 from dotenv import load_dotenv
 
-from ingestion.accounts import AccountsFailedError
+from ingestion.accounts import AccountsFailedError, raise_if_all_failed
 from ingestion.careportals import careportals_source
 from ingestion.connect import open_stripe, orders_path
 from ingestion.landing import landing_has_work, load_landing
@@ -99,8 +99,7 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
         outcomes = load_stripe_accounts(
             pipeline, settings, relist_days=relist_days, report=report, tables=tables
         )
-        if all(outcome.failed for outcome in outcomes):
-            raise AccountsFailedError(outcomes)
+        raise_if_all_failed(outcomes)
         if report.get("unmapped_event_types"):
             context.log.info(f"Event types kept but not applied: {report['unmapped_event_types']}")
         if report.get("events_cursor_stale"):

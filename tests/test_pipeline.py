@@ -118,6 +118,7 @@ def test_workbook_has_one_tab_per_mart_with_every_row(loaded, truth):
         "refund.created",
         "Revenue daily",
         "Revenue monthly",
+        "Revenue monthly, all accounts",
         "Disputes",
         "Refund metrics",
         "Payments monthly",
