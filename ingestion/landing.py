@@ -28,8 +28,11 @@ def pending_bytes(folder: Path, offsets: dict[str, int]) -> int:
     return total
 
 
-def read_new_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """The events landed in `path` after `offset`, and the offset after the last whole line."""
+def read_new_lines(
+    path: Path, offset: int, accounts: list[str | None] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """The events landed in `path` after `offset`, and the offset after the last whole line.
+    `accounts` receives, per event, the account its endpoint's path named (or None)."""
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read()
@@ -39,7 +42,10 @@ def read_new_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
         if not line.strip():
             continue
         try:
-            events.append(orjson.loads(line)["event"])
+            landed = orjson.loads(line)
+            events.append(landed["event"])
+            if accounts is not None:
+                accounts.append(landed.get("account"))
         except (orjson.JSONDecodeError, KeyError, TypeError):
             raise ValueError(
                 f"Landing file {path}: line {number} after byte {offset} is not a landed event; "
@@ -66,9 +72,14 @@ def webhook_landing_source(folder: Path, account_id: str, report: dict | None = 
             start = offsets.get(path.name, 0)
             if path.stat().st_size <= start:
                 continue
-            events, end = read_new_lines(path, start)
+            accounts: list[str | None] = []
+            events, end = read_new_lines(path, start, accounts)
             read += len(events)
-            yield from event_batches(events, account_id, "webhook")
+            # An event that names no account belongs to the account its endpoint named, or
+            # to the first key's.
+            for account in sorted(set(accounts), key=lambda a: a or ""):
+                chosen = [e for e, a in zip(events, accounts, strict=True) if a == account]
+                yield from event_batches(chosen, account or account_id, "webhook")
             offsets[path.name] = end
         if report is not None:
             report["events_read"] = read

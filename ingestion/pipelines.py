@@ -56,8 +56,13 @@ def stripe_load_steps(lists: tuple[str, ...]) -> list[tuple[str, ...]]:
     return [(name,) for name in STRIPE_LISTS] + [("events",)]
 
 
-def stripe_step_sources(api_factory, settings, relist_days: int | None = None,
-                        report: dict | None = None):  # fmt: skip
+def stripe_step_sources(
+    api_factory,
+    settings,
+    relist_days: int | None = None,
+    report: dict | None = None,
+    backfill: tuple[int, int] | None = None,
+):
     """The dlt source of each step of a Stripe run, in order (see `stripe_load_steps`)."""
     from ingestion.stripe_source import stripe_source
 
@@ -69,6 +74,7 @@ def stripe_step_sources(api_factory, settings, relist_days: int | None = None,
             events=settings.events,
             relist_days=settings.relist_days if relist_days is None else relist_days,
             report=report,
+            backfill=backfill or settings.backfill,
         ).with_resources(*step)
 
 
@@ -104,11 +110,13 @@ def load_stripe_accounts(
     relist_days: int | None = None,
     report: dict | None = None,
     tables: set[str] | None = None,
+    backfill: tuple[int, int] | None = None,
 ) -> list:
     """A Stripe run over every configured account (see `ingestion.accounts`), each account's
     steps committed on their own. An account that fails is recorded in its outcome and the
     next one is loaded; the outcomes are returned in order. `tables` limits the steps to
-    those raw tables (a partial materialization)."""
+    those raw tables (a partial materialization); `backfill` re-reads a range of the past
+    (also `STRIPE_BACKFILL`)."""
     from ingestion.accounts import AccountOutcome, each_account, error_message, stripe_accounts
     from ingestion.connect import open_stripe
     from ingestion.load_history import rows_by_table
@@ -121,7 +129,10 @@ def load_stripe_accounts(
     for api, outcome in each_account(accounts, open_api, loaded):
         try:
             finish_pending(pipeline)
-            for source in stripe_step_sources(lambda api=api: api, settings, relist_days, report):
+            steps = stripe_step_sources(
+                lambda api=api: api, settings, relist_days, report, backfill
+            )
+            for source in steps:
                 if tables is not None and not set(source.selected_resources) & tables:
                     continue
                 pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)

@@ -11,6 +11,7 @@ Connect platform's) reads with the `Stripe-Account` header, or is `all` to read 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,8 @@ class StripeSettings:
     discover_connected: bool = False
     # Read the first key's own account too (a platform may hold no payments itself).
     include_platform: bool = True
+    # Re-read only the objects created in [start, end) (unix seconds); cursors stay put.
+    backfill: tuple[int, int] | None = None
 
     @classmethod
     def from_env(cls) -> StripeSettings:
@@ -98,6 +101,7 @@ class StripeSettings:
         if problem:
             raise ConfigurationError(problem)
         common = {
+            "backfill": parse_backfill(env.get("STRIPE_BACKFILL", "")),
             "connected_accounts": () if connected == "all" else tuple(_split(connected)),
             "discover_connected": connected == "all",
             "include_platform": env.get("STRIPE_INCLUDE_PLATFORM", "1").strip().lower()
@@ -133,6 +137,29 @@ class StripeSettings:
             autostart_sandbox="STRIPE_API_BASE" not in env,
             **common,
         )
+
+
+def parse_backfill(raw: str) -> tuple[int, int] | None:
+    """`2024-01-01..2024-02-01` (UTC dates, the end excluded) as unix seconds, or None."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    start, sep, end = raw.partition("..")
+    try:
+        if not sep:
+            raise ValueError
+        first, last = (
+            int(dt.datetime.strptime(day.strip(), "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp())
+            for day in (start, end)
+        )
+    except ValueError:
+        raise ConfigurationError(
+            f"STRIPE_BACKFILL must be two UTC dates, e.g. 2024-01-01..2024-02-01 (the end "
+            f"excluded), not {raw!r}."
+        ) from None
+    if last <= first:
+        raise ConfigurationError(f"STRIPE_BACKFILL ends before it starts: {raw!r}.")
+    return first, last
 
 
 def _split(raw: str) -> list[str]:
@@ -218,6 +245,10 @@ def configuration_problems(env: os._Environ | dict | None = None) -> list[str]:
             problems.append(f"{name} must be a number of seconds, not {raw!r}.")
     try:
         _lists_from_env(env.get("STRIPE_LISTS", ""))
+    except ConfigurationError as err:
+        problems.append(str(err))
+    try:
+        parse_backfill(env.get("STRIPE_BACKFILL", ""))
     except ConfigurationError as err:
         problems.append(str(err))
     orders = env.get("CAREPORTALS_ORDERS_PATH", "").strip()

@@ -124,9 +124,11 @@ def stripe_list_resource(
     read: bool = True,
     from_start: bool = False,
     relist_days: int = 0,
+    backfill: tuple[int, int] | None = None,
 ) -> Any:
     """A dlt resource that loads one Stripe list incrementally by `created` (or in full with
-    `from_start`); with `read=False` it only makes sure the (empty) raw table exists."""
+    `from_start`, or the objects created in the `backfill` range, cursors left alone); with
+    `read=False` it only makes sure the (empty) raw table exists."""
 
     @dlt.resource(
         name=list_name,
@@ -157,6 +159,11 @@ def stripe_list_resource(
             params["created[gte]"] = since
         progress: dict[str, int] = {"max_created": previous or 0}
         clock = lambda: api.server_time  # noqa: E731
+        if backfill:
+            # A range of the past read again: the cursors of the regular runs stay put.
+            params["created[gte]"], params["created[lt]"] = backfill
+            yield from _batches(api.iter_pages(list_name, params), account_id, {}, clock)
+            return
         yield from _batches(api.iter_pages(list_name, params), account_id, progress, clock)
         # Only a list read to its end moves the cursor.
         if progress["max_created"]:
@@ -223,17 +230,26 @@ def stripe_source(
     events: bool = True,
     relist_days: int = 0,
     report: dict | None = None,
+    backfill: tuple[int, int] | None = None,
 ) -> Any:
     """One raw table per Stripe list, and the `events` table. The lists in `lists` are read
     through the API that `api_factory` builds (lazily: no request is made until the pipeline
     runs); the others are kept as empty tables, so the models build whatever a key may
     read. `from_start` reads every list in full, for servers without `created` filters or
     to re-read after trouble; the merge keeps nothing twice. `relist_days` re-reads the
-    mutable objects created in that many days. `report` collects what a run noticed."""
+    mutable objects created in that many days. `backfill` re-reads only the objects created in
+    that range (no events: they are for changes since the last run). `report` collects what
+    a run noticed."""
     resources = [
         stripe_list_resource(
-            name, api_factory, read=name in lists, from_start=from_start, relist_days=relist_days
+            name,
+            api_factory,
+            read=name in lists,
+            from_start=from_start,
+            relist_days=relist_days,
+            backfill=backfill,
         )
         for name in STRIPE_LISTS
     ]
-    return [*resources, stripe_events_resource(api_factory, read=events, report=report)]
+    read_events = events and backfill is None
+    return [*resources, stripe_events_resource(api_factory, read=read_events, report=report)]

@@ -1,7 +1,9 @@
 """The webhook receiver: Stripe events made durable before they are acknowledged.
 
-`python -m ingestion.webhooks` (or `make webhooks`) serves `POST /webhooks/stripe`. Each
-request is checked in this order, each failure with its own status and nothing landed:
+`python -m ingestion.webhooks` (or `make webhooks`) serves `POST /webhooks/stripe`, and
+`POST /webhooks/stripe/<acct_...>` for the endpoint of one of several independent accounts
+(its events do not name their account; a Connect endpoint's do). Each request is checked in
+this order, each failure with its own status and nothing landed:
 
     404 another path            405 another method           411 no Content-Length
     413 a body over the limit   415 not application/json     400 no, a bad or a stale
@@ -23,6 +25,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +42,15 @@ from sandbox.settings import PROJECT_ROOT
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/stripe"
+_ACCOUNT_PATH = re.compile(r"^/webhooks/stripe(?:/(acct_[A-Za-z0-9]{1,64}))?/?$")
+
+
+def account_of_path(path: str) -> tuple[bool, str | None]:
+    """(a webhook path?, the account it names) of a request path."""
+    found = _ACCOUNT_PATH.match(path.split("?")[0])
+    return (found is not None, found.group(1) if found else None)
+
+
 LANDING_GLOB = "events-*.jsonl"
 
 
@@ -209,8 +221,9 @@ class Receiver:
                     raise RejectedError(400, stale) from None
         raise RejectedError(400, f"Bad Stripe-Signature: {last}")
 
-    def accept(self, body: bytes, signature: str | None) -> str:
-        """Verify, parse and land one delivery; the event id."""
+    def accept(self, body: bytes, signature: str | None, account: str | None = None) -> str:
+        """Verify, parse and land one delivery; the event id. `account`: the account the
+        endpoint's path names, kept with an event that does not name its own."""
         self.verify(body, signature)
         try:
             event = orjson.loads(body)
@@ -222,7 +235,10 @@ class Receiver:
             and isinstance(event.get("created"), int)
         ):
             raise RejectedError(400, "Not a Stripe event (id, type and created are required).")
-        line = orjson.dumps({"received_at": time.time(), "event": event}) + b"\n"
+        landed: dict[str, Any] = {"received_at": time.time(), "event": event}
+        if account and not event.get("account"):
+            landed["account"] = account
+        line = orjson.dumps(landed) + b"\n"
         if not self.landing.land(event["id"], line):
             raise RejectedError(503, "The event could not be made durable; retry.")
         return event["id"]
@@ -258,13 +274,14 @@ def make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path == "/healthz":
                 self._answer(200, receiver.health())
-            elif self.path == WEBHOOK_PATH:
+            elif account_of_path(self.path)[0]:
                 self._answer(405, {"error": "POST Stripe events here."})
             else:
                 self._answer(404, {"error": "Not found."})
 
         def do_POST(self) -> None:
-            if self.path.split("?")[0] != WEBHOOK_PATH:
+            is_webhook, account = account_of_path(self.path)
+            if not is_webhook:
                 self._drain()
                 self._answer(404, {"error": "Not found."})
                 return
@@ -283,7 +300,7 @@ def make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self._answer(415, {"error": "Content-Type must be application/json."})
                 return
             try:
-                event_id = receiver.accept(body, self.headers.get("Stripe-Signature"))
+                event_id = receiver.accept(body, self.headers.get("Stripe-Signature"), account)
             except RejectedError as err:
                 self._answer(err.status, {"error": str(err)})
                 return

@@ -36,7 +36,7 @@ from ingestion.pipelines import (
     stripe_pipeline,
     stripe_webhooks_pipeline,
 )
-from ingestion.settings import StripeSettings, configuration_warnings
+from ingestion.settings import StripeSettings, configuration_warnings, parse_backfill
 from ingestion.stripe_source import stripe_source
 from ingestion.webhooks import landing_dir_from_env
 from publishing.publish import publish_marts
@@ -51,6 +51,8 @@ EVENTS_SOURCE = "source.stripe_elt.stripe.events"
 WEBHOOK_LANDING_KEY = dg.AssetKey(["stripe", "webhook_landing"])
 # A run with this tag re-reads the mutable Stripe objects created in that many days.
 RELIST_TAG = "stripe/relist_days"
+# A run with this tag (`2024-01-01..2024-02-01`) re-reads the objects created in that range.
+BACKFILL_TAG = "stripe/backfill"
 
 
 class RawTranslator(DagsterDltTranslator):
@@ -95,10 +97,12 @@ def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
         for warning in configuration_warnings():
             context.log.warning(warning)
         relist_days = int(context.run.tags.get(RELIST_TAG, settings.relist_days))
+        backfill = parse_backfill(context.run.tags.get(BACKFILL_TAG, ""))
         report: dict = {}
         outcomes = load_stripe_accounts(
-            pipeline, settings, relist_days=relist_days, report=report, tables=tables
-        )
+            pipeline, settings, relist_days=relist_days, report=report, tables=tables,
+            backfill=backfill,
+        )  # fmt: skip
         raise_if_all_failed(outcomes)
         if report.get("unmapped_event_types"):
             context.log.info(f"Event types kept but not applied: {report['unmapped_event_types']}")

@@ -185,3 +185,35 @@ def test_the_sensor_asks_for_a_run_only_when_events_wait(tmp_path, monkeypatch):
     (landing / "events-1-1.jsonl").write_text('{"event": {"id": "evt_1"}}\n')
     request = webhook_landing_sensor(context)
     assert isinstance(request, dg.RunRequest) and request.run_key
+
+
+def test_a_backfill_reads_only_its_date_range_and_leaves_the_cursors(tmp_path: Path, dataset):
+    """Rows of one month lost from the warehouse (a bad manual delete, say) come back with
+    STRIPE_BACKFILL; nothing outside the range is read, and the cursors stay where they were."""
+    import datetime as dt
+
+    from ingestion.settings import parse_backfill
+
+    state = SandboxState(dataset)
+    with SandboxServer(state) as sandbox:
+        _load(state, sandbox.url, tmp_path)
+        pipeline = stripe_pipeline(tmp_path / "w.duckdb", tmp_path / "dlt")
+        cursors = json.dumps(pipeline.state["sources"], sort_keys=True, default=str)
+        start, end = parse_backfill("2026-03-01..2026-04-01")
+        con = duckdb.connect(str(tmp_path / "w.duckdb"))
+        expected = dict(con.execute("select id, payload from raw_stripe.charges").fetchall())
+        con.execute(f"delete from raw_stripe.charges where created >= {start} and created < {end}")
+        lost = len(expected) - con.execute("select count(*) from raw_stripe.charges").fetchone()[0]
+        con.close()
+        assert lost > 0
+        state.requests.clear()
+        _load(state, sandbox.url, tmp_path, backfill=(start, end))
+        read = [r for r in state.requests if "/v1/charges" in r]
+        assert read and all(f"created%5Bgte%5D={start}" in r and f"created%5Blt%5D={end}" in r
+                            for r in read)  # fmt: skip
+        assert not [r for r in state.requests if "/v1/events" in r]
+    got = dict(_raw(tmp_path / "w.duckdb", "select id, payload from raw_stripe.charges"))
+    assert got.keys() == expected.keys()
+    pipeline = stripe_pipeline(tmp_path / "w.duckdb", tmp_path / "dlt")
+    assert json.dumps(pipeline.state["sources"], sort_keys=True, default=str) == cursors
+    assert dt.datetime.fromtimestamp(start, dt.UTC).isoformat() == "2026-03-01T00:00:00+00:00"

@@ -190,3 +190,35 @@ def test_a_landing_line_that_is_not_an_event_is_a_clear_error(tmp_path: Path):
     path.write_bytes(b'{"event": {"id": "evt_1"}}\n{"ev')
     events, end = read_new_lines(path, 0)
     assert [e["id"] for e in events] == ["evt_1"] and end == 27
+
+
+def test_an_accounts_own_endpoint_path_names_the_account_of_its_events(receiver, tmp_path: Path):
+    """Several independent accounts: each endpoint's path names its account; an event that
+    names its own (Connect) keeps it; a plain path leaves the first key's account."""
+    import dlt
+
+    from ingestion.landing import webhook_landing_source
+
+    connect_event = orjson.loads(event(3))
+    connect_event["account"] = "acct_connected"
+    bodies = {
+        receiver.url + "/acct_clinicB": event(1),
+        receiver.url: event(2),
+        receiver.url + "/acct_clinicC": orjson.dumps(connect_event),
+    }
+    for url, body in bodies.items():
+        assert post(url, body, signed(body)) == 200
+    assert post(receiver.url + "/not-an-account", event(4), signed(event(4))) == 404
+
+    pipeline = dlt.pipeline(
+        "landing_accounts", destination=dlt.destinations.duckdb(str(tmp_path / "w.duckdb")),
+        dataset_name="raw_stripe", pipelines_dir=str(tmp_path / "dlt"),
+    )  # fmt: skip
+    pipeline.run(webhook_landing_source(tmp_path / "landing", "acct_first_key"))
+    with pipeline.sql_client() as client:
+        rows = dict(client.execute_sql("select id, account_id from raw_stripe.events"))
+    assert rows == {
+        "evt_000001": "acct_clinicB",
+        "evt_000002": "acct_first_key",
+        "evt_000003": "acct_connected",
+    }
