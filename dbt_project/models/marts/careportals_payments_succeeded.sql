@@ -27,7 +27,8 @@ final as (
         charges.created_at as datetime,  -- noqa: RF04
         charges.order_id as metadata_resource_id,
         charges.customer_id,
-        charges.email
+        charges.email,
+        charges.account_id
     from charges
     left join events
         on

@@ -31,7 +31,8 @@ final as (
         refunds.status,
         refunds.order_id as metadata_resource_id,
         charges.customer_id,
-        charges.email
+        charges.email,
+        refunds.account_id
     from refunds
     left join charges
         on
