@@ -52,6 +52,12 @@ sandbox: env
 webhooks: env
 	$(BIN)/python -m ingestion.webhooks
 
+## Benchmarks (docs/benchmarks.md): `make bench SIZES=10k RUNS=1` for a quick look.
+SIZES ?= 10k,100k,1m
+RUNS ?= 3
+bench: env
+	$(BIN)/python -m benchmarks --sizes $(SIZES) --runs $(RUNS)
+
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile --quiet requirements.in -o requirements.lock --python $(BIN)/python --custom-compile-command "make lock"
 

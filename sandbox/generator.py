@@ -11,6 +11,7 @@ seed and size give byte-identical objects.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ OBJECT_TYPES = (
 )
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Each byte of an id's digest read as one base-62 character (a table lookup, not divisions).
+_B62_OF_BYTE = bytes(ord(_B62[b % 62]) for b in range(256))
 
 
 @dataclass
@@ -78,6 +81,9 @@ class _Customer:
         return self.obj["id"]
 
 
+_PICK_TABLES: dict[tuple, tuple[list, list]] = {}
+
+
 class _Story:
     def __init__(self, seed: int, charges: int, account_id: str) -> None:
         self.rng = random.Random(seed)
@@ -101,13 +107,8 @@ class _Story:
     def new_id(self, prefix: str, length: int = 24) -> str:
         n = self.counters.get(prefix, 0) + 1
         self.counters[prefix] = n
-        digest = hashlib.blake2b(f"{self.seed}:{prefix}:{n}".encode(), digest_size=20).digest()
-        value = int.from_bytes(digest, "big")
-        chars = []
-        for _ in range(length):
-            value, rem = divmod(value, 62)
-            chars.append(_B62[rem])
-        return f"{prefix}_{''.join(chars)}"
+        digest = hashlib.blake2b(f"{self.seed}:{prefix}:{n}".encode(), digest_size=length)
+        return f"{prefix}_{digest.digest().translate(_B62_OF_BYTE).decode()}"
 
     def order_id(self) -> str:
         # CarePortals order ids are 24-hex-digit document ids.
@@ -116,8 +117,19 @@ class _Story:
         return hashlib.blake2b(f"{self.seed}:order:{n}".encode(), digest_size=12).hexdigest()
 
     def pick(self, weighted: list[tuple[Any, int]] | dict[Any, int]) -> Any:
-        items = list(weighted.items()) if isinstance(weighted, dict) else weighted
-        return self.rng.choices([k for k, _ in items], [w for _, w in items])[0]
+        # The same draw as `choices(keys, weights)`, with the cumulative weights computed once
+        # per table (the tables are module constants or built per call: keyed by content).
+        items = tuple(weighted.items()) if isinstance(weighted, dict) else tuple(weighted)
+        try:
+            table = _PICK_TABLES.get(items)
+        except TypeError:  # unhashable choices
+            return self.rng.choices([k for k, _ in items], [w for _, w in items])[0]
+        if table is None:
+            table = _PICK_TABLES[items] = (
+                [k for k, _ in items],
+                list(itertools.accumulate(w for _, w in items)),
+            )
+        return self.rng.choices(table[0], cum_weights=table[1])[0]
 
     def moment(self, low: int, high: int) -> int:
         return self.rng.randint(low, max(low, high))

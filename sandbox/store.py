@@ -27,7 +27,7 @@ from sandbox import catalog
 from sandbox.generator import OBJECT_TYPES, Dataset, generate
 from sandbox.truth import ground_truth
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 ORDERS_FILE = "careportals_orders.csv"
 ORDER_COLUMNS = [
     "order_id",

@@ -1,0 +1,617 @@
+"""`make bench`: how fast stripe-elt is, measured side by side in one run.
+
+    python -m benchmarks [--sizes 10k,100k,1m] [--runs 3] [--parts load,incremental,...]
+
+For each size (charges in the sandbox, with proportional refunds, customers, subscriptions,
+invoices and balance transactions) and each run:
+
+  load         this pipeline's full historical load (HTTP -> DuckDB): objects/s, peak memory
+  naive        the naive baseline on the same sandbox (stripe-python `auto_paging_iter` into a
+               dlt resource with dlt's defaults), bounded in time: objects/s, peak memory
+  incremental  the sandbox's clock advanced with ~1,000 changed objects, then the next load
+  dbt          `dbt build` of every model and test on that warehouse
+  publish      the default tabs to a fake Google Sheets API: requests and seconds
+  webhook      an event sent by the sandbox -> landed by the receiver -> in the mart -> in
+               the published tab (the sensor's job, as the daemon would start it)
+
+and once per run, independent of the size:
+
+  receiver     accepted events/s and p50/p99 latency of the webhook receiver (signatures
+               checked, events fsync'd before the 200), driven from a second process
+
+The sandbox serves from a process of its own (it shares the machine's cores). Every step
+runs in a fresh process; peak memory is that process's maximum resident set. Results are
+printed as medians with their spread and written to `.state/bench/results-<time>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from sandbox.server import SANDBOX_API_KEY
+from sandbox.settings import PROJECT_ROOT
+from sandbox.store import dataset_dir
+
+SIZES = {"2k": 2_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+PARTS = ("load", "naive", "incremental", "dbt", "publish", "webhook", "receiver")
+BENCH_ROOT = PROJECT_ROOT / ".state" / "bench"
+SEED = 42
+PYTHON = sys.executable
+TARGETS = {
+    "load_objects_per_second": 10_000,
+    "load_vs_naive": 20,
+    "load_peak_mb_1m": 1024,
+    "incremental_share_of_full_1m": 0.02,
+    "incremental_growth_1m_vs_10k": 0.20,
+    "dbt_seconds_1m": 30,
+    "receiver_events_per_second": 2_000,
+    "receiver_p99_ms": 50,
+    "webhook_to_mart_seconds": 60,
+}
+
+
+class StepFailedError(RuntimeError):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_child(
+    args: list[str], env: dict[str, str], log_path: Path, timeout: float = 7_200
+) -> tuple[dict[str, Any], float, float]:
+    """Run a step in its own process: its JSON result, wall seconds and peak RSS in MB."""
+    started = time.perf_counter()
+    with open(log_path, "ab") as err:
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=err, cwd=PROJECT_ROOT)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            out = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise StepFailedError(f"{' '.join(args[1:4])} exited {proc.returncode}; see {log_path}")
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {}
+    return result, seconds, usage.ru_maxrss / 1024
+
+
+# -- the sandbox --------------------------------------------------------------------------
+
+
+def ensure_dataset(charges: int, logs: Path) -> dict[str, Any]:
+    """The sandbox dataset of this size, generated (and timed) the first time."""
+    data_dir = BENCH_ROOT / "sandbox"
+    folder = dataset_dir(data_dir, SEED, charges)
+    record = data_dir / "generated.json"
+    known = json.loads(record.read_text()) if record.exists() else {}
+    if not (folder / "manifest.json").exists():
+        log(f"generating the sandbox's {charges:,} charges")
+        args = [PYTHON, "-m", "sandbox", "generate", "--seed", str(SEED),
+                "--charges", str(charges), "--data-dir", str(data_dir)]  # fmt: skip
+        _, seconds, peak = run_child(args, dict(os.environ), logs / "generate.log")
+        known[folder.name] = {"seconds": round(seconds, 1), "peak_mb": round(peak),
+                              "date": dt.date.today().isoformat()}  # fmt: skip
+        record.write_text(json.dumps(known, indent=2) + "\n")
+    # Every benchmark starts from the generated history: forget earlier advances.
+    (folder / "advance.json").unlink(missing_ok=True)
+    objects = sum(_lines(path) for path in (folder / "objects").glob("*.jsonl"))
+    return {"folder": folder, "objects": objects, "generator": known.get(folder.name, {})}
+
+
+def _lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+@contextlib.contextmanager
+def sandbox(charges: int, logs: Path) -> Iterator[str]:
+    port = free_port()
+    args = [PYTHON, "-m", "sandbox", "serve", "--seed", str(SEED), "--charges", str(charges),
+            "--port", str(port), "--data-dir", str(BENCH_ROOT / "sandbox")]  # fmt: skip
+    with open(logs / "sandbox.log", "ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=out, cwd=PROJECT_ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url + "/v1/account", proc, "the sandbox")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _wait_for(url: str, proc: subprocess.Popen, what: str, seconds: float = 600) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StepFailedError(f"{what} exited with {proc.returncode}")
+        try:
+            httpx.get(url, headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"}, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise StepFailedError(f"{what} did not answer within {seconds:.0f} s")
+
+
+def api_post(url: str, path: str, data: dict | list) -> dict[str, Any]:
+    answer = httpx.post(
+        url + path, data=data, timeout=900,
+        headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"},
+    )  # fmt: skip
+    answer.raise_for_status()
+    return answer.json()
+
+
+@contextlib.contextmanager
+def receiver(secret: str, landing: Path, logs: Path, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
+    env = {**os.environ, "STRIPE_WEBHOOK_SECRET": secret, "WEBHOOK_LANDING_DIR": str(landing),
+           "WEBHOOK_PORT": str(port)}  # fmt: skip
+    with open(logs / "receiver.log", "ab") as out:
+        proc = subprocess.Popen([PYTHON, "-m", "ingestion.webhooks"], env=env, stdout=out,
+                                stderr=out, cwd=PROJECT_ROOT)  # fmt: skip
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/healthz", proc, "the receiver", 60)
+        yield f"http://127.0.0.1:{port}/webhooks/stripe"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+# -- one run at one size ------------------------------------------------------------------
+
+
+def pipeline_env(workdir: Path, url: str, orders: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "GOOGLE_"))}
+    env.update(
+        STRIPE_API_KEY=SANDBOX_API_KEY,
+        STRIPE_API_BASE=url,
+        CAREPORTALS_ORDERS_PATH=str(orders),
+        DUCKDB_PATH=str(workdir / "warehouse.duckdb"),
+        DLT_PIPELINES_DIR=str(workdir / "dlt"),
+        WORKBOOK_PATH=str(workdir / "marts.xlsx"),
+        WEBHOOK_LANDING_DIR=str(workdir / "landing"),
+        DAGSTER_HOME=str(workdir / "dagster"),
+        RUNTIME_DATA_DIR=str(workdir / "runtime"),
+    )
+    (workdir / "dagster").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def one_run(size: str, run: int, url: str, dataset: dict, args, logs: Path) -> dict[str, Any]:
+    workdir = BENCH_ROOT / "runs" / f"{size}-{run}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    orders = dataset["folder"] / "careportals_orders.csv"
+    env = pipeline_env(workdir, url, orders)
+    step_log = logs / f"{size}-{run}.log"
+    out: dict[str, Any] = {"workdir": str(workdir)}
+    parts = args.parts
+
+    if "load" in parts or "incremental" in parts or "dbt" in parts or "publish" in parts:
+        log(f"{size} run {run}: full load")
+        result, _, peak = run_child([PYTHON, "-m", "benchmarks.steps", "load"], env, step_log)
+        out["load"] = {**result, "peak_mb": peak,
+                       "objects_per_second": result["objects"] / result["seconds"]}  # fmt: skip
+        log(f"  {result['objects']:,} objects in {result['seconds']:.1f} s "
+            f"= {out['load']['objects_per_second']:,.0f}/s, peak {peak:,.0f} MB")  # fmt: skip
+    if "naive" in parts:
+        log(f"{size} run {run}: naive baseline (at most {args.baseline_seconds:.0f} s of reading)")
+        naive_dir = workdir / "naive"
+        naive_env = pipeline_env(naive_dir, url, orders)
+        result, _, peak = run_child(
+            [PYTHON, "-m", "benchmarks.steps", "naive", "--seconds", str(args.baseline_seconds)],
+            naive_env, step_log,
+        )  # fmt: skip
+        out["naive"] = {**result, "peak_mb": peak,
+                        "objects_per_second": result["objects"] / result["seconds"]}  # fmt: skip
+        log(f"  {result['objects']:,} objects in {result['seconds']:.1f} s "
+            f"= {out['naive']['objects_per_second']:,.0f}/s, peak {peak:,.0f} MB")  # fmt: skip
+        shutil.rmtree(naive_dir, ignore_errors=True)
+    if "dbt" in parts or "publish" in parts or "webhook" in parts:
+        run_child([PYTHON, "-m", "benchmarks.steps", "orders"], env, step_log)
+    if "incremental" in parts:
+        changes = api_post(url, "/v1/test_helpers/advance",
+                           {"seconds": 86_400, "changes": args.changes})  # fmt: skip
+        changed = sum(changes["changed"].values())
+        log(f"{size} run {run}: incremental after {changed:,} changed objects "
+            f"({changes['events']:,} events)")  # fmt: skip
+        result, _, peak = run_child([PYTHON, "-m", "benchmarks.steps", "load"], env, step_log)
+        out["incremental"] = {**result, "peak_mb": peak, "changed_objects": changed,
+                              "events": changes["events"]}  # fmt: skip
+        log(f"  {result['seconds']:.2f} s ({result['objects']:,} rows), peak {peak:,.0f} MB")
+    if "dbt" in parts:
+        log(f"{size} run {run}: dbt build")
+        started = time.perf_counter()
+        # As a user runs it: from the project, parsing only what changed since the last run.
+        dbt = [str(Path(PYTHON).parent / "dbt"), "build", "--project-dir", "dbt_project",
+               "--profiles-dir", "dbt_project"]  # fmt: skip
+        with open(step_log, "ab") as err:
+            done = subprocess.run(dbt, env=env, stdout=err, stderr=err, cwd=PROJECT_ROOT)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise StepFailedError(f"dbt build failed; see {step_log}")
+        out["dbt"] = {"seconds": seconds}
+        log(f"  {seconds:.1f} s")
+    if "publish" in parts:
+        log(f"{size} run {run}: publish to the fake Google Sheets")
+        result, _, peak = run_child([PYTHON, "-m", "benchmarks.steps", "publish"], env, step_log)
+        out["publish"] = {**result, "peak_mb": peak}
+        if "error" in result:
+            log(f"  refused after {result['seconds']:.1f} s: {result['error']}")
+        else:
+            log(f"  {result['requests']} requests, {result['cells']:,} cells, "
+                f"{result['seconds']:.1f} s")  # fmt: skip
+    return out
+
+
+def webhook_to_mart(
+    size: str, url: str, workdir: Path, orders: Path, runs: int, logs: Path
+) -> list[dict]:
+    """An event the sandbox sends -> landed -> in the mart -> in the published tab.
+
+    The tabs go to a fake Google Sheets API (the business's destination), published once
+    before the first event as the previous runs would have: a run rewrites only the tabs
+    that changed."""
+    from publishing.publish import publish_marts
+    from publishing.settings import PublishSettings
+    from tests.fakes.sheets import FakeSheets, FakeSheetsServer
+
+    port = free_port()
+    landing = workdir / "landing"
+    endpoint = api_post(url, "/v1/webhook_endpoints",
+                        {"url": f"http://127.0.0.1:{port}/webhooks/stripe",
+                         "enabled_events[0]": "*"})  # fmt: skip
+    spreadsheet = "bench-webhooks"
+    env = pipeline_env(workdir, url, orders)
+    env["GOOGLE_SHEETS_SPREADSHEET_ID"] = spreadsheet
+    fake = FakeSheets()
+    fake.create(spreadsheet)
+    results = []
+    with receiver(endpoint["secret"], landing, logs, port), FakeSheetsServer(fake) as sheets:
+        publish_marts(PublishSettings(spreadsheet_id=spreadsheet),
+                      database=workdir / "warehouse.duckdb", session=sheets.session())  # fmt: skip
+        for run in range(runs):
+            seen = set(_landed(landing))
+            sent = time.time()
+            advanced = api_post(url, "/v1/test_helpers/advance", {"seconds": 7200, "changes": 1})
+            while len(set(_landed(landing)) - seen) < advanced["events"]:
+                if time.time() - sent > 120:
+                    raise StepFailedError("the sandbox's events did not all land in 120 s")
+                time.sleep(0.01)
+            landed_at = time.time()
+            new = {k: v for k, v in _landed(landing).items() if k not in seen}
+            paid = [k for k, kind in new.items() if kind == "payment_intent.succeeded"]
+            job = [PYTHON, "-m", "benchmarks.steps", "webhook-job", "--sheets-url", sheets.url]
+            result, _, peak = run_child(job, env, logs / f"{size}-webhook.log")
+            done = result["materialized_at"]
+            mart_at = next(
+                (at for key, at in done.items() if key.endswith("careportals_payments_succeeded")),
+                None,
+            )
+            tab_at = done.get("published_marts")
+            in_mart = _in_mart(workdir, paid)
+            tab = fake.sheet(spreadsheet, "payment_succesful").values()
+            in_tab = bool(paid) and set(paid) <= {row[1] for row in tab[1:]}
+            results.append({
+                "events": advanced["events"], "payments": len(paid), "success": result["success"],
+                "landed_s": landed_at - sent,
+                "mart_s": mart_at - sent if mart_at else None,
+                "tab_s": tab_at - sent if tab_at else None,
+                "in_mart": in_mart, "in_tab": in_tab, "peak_mb": peak,
+            })  # fmt: skip
+            r = results[-1]
+            log(f"{size} webhook {run}: landed {r['landed_s']:.2f} s, mart "
+                f"{r['mart_s'] or float('nan'):.1f} s, tab {r['tab_s'] or float('nan'):.1f} s "
+                f"({len(paid)} payments; in mart {in_mart}, in tab {in_tab})")  # fmt: skip
+    return results
+
+
+def _landed(landing: Path) -> dict[str, str]:
+    events = {}
+    for path in landing.glob("events-*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            event = orjson.loads(line)["event"]
+            events[event["id"]] = event["type"]
+    return events
+
+
+def _in_mart(workdir: Path, event_ids: list[str]) -> bool:
+    """Whether every payment event is in the mart, recorded from the webhook."""
+    import duckdb
+
+    if not event_ids:
+        return False
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    try:
+        found = con.execute(
+            "select count(*) from marts.careportals_payments_succeeded "
+            "where recorded_from = 'webhook' and list_contains(?, event_id)",
+            [event_ids],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return found == len(event_ids)
+
+
+def receiver_runs(runs: int, template: Path, args, logs: Path) -> list[dict]:
+    results = []
+    for run in range(runs):
+        landing = BENCH_ROOT / "runs" / f"receiver-{run}"
+        shutil.rmtree(landing, ignore_errors=True)
+        secret = "whsec_benchmark_" + "0" * 24
+        with receiver(secret, landing, logs) as url:
+            load = [PYTHON, "-m", "benchmarks.webhook_load", "--url", url, "--secret", secret,
+                    "--template", str(template), "--events", str(args.receiver_events),
+                    "--connections", str(args.receiver_connections)]  # fmt: skip
+            result, _, _ = run_child(load, dict(os.environ), logs / "receiver-load.log")
+        landed = sum(len(p.read_bytes().splitlines()) for p in landing.glob("events-*.jsonl"))
+        result["landed"] = landed
+        results.append(result)
+        log(f"receiver run {run}: {result['events_per_second']:,.0f} events/s, p50 "
+            f"{result['p50_ms']} ms, p99 {result['p99_ms']} ms ({landed:,} landed)")  # fmt: skip
+        shutil.rmtree(landing, ignore_errors=True)
+    return results
+
+
+# -- the summary --------------------------------------------------------------------------
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}  # fmt: skip
+
+
+def fmt(stat: dict[str, float] | None, digits: int = 0, unit: str = "") -> str:
+    if not stat:
+        return "-"
+    m, lo, hi = stat["median"], stat["min"], stat["max"]
+    if stat["n"] == 1:
+        return f"{m:,.{digits}f}{unit}"
+    return f"{m:,.{digits}f}{unit} ({lo:,.{digits}f}-{hi:,.{digits}f})"
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for size, block in results["sizes"].items():
+        runs = block["runs"]
+
+        def values(part: str, key: str, runs=runs) -> list[float]:
+            return [r[part][key] for r in runs if part in r and r[part].get(key) is not None]
+
+        s: dict[str, Any] = {"objects": block["objects"], "generator": block["generator"]}
+        for part, key in [("load", "objects_per_second"), ("load", "peak_mb"),
+                          ("load", "seconds"), ("naive", "objects_per_second"),
+                          ("naive", "peak_mb"), ("incremental", "seconds"),
+                          ("incremental", "changed_objects"), ("dbt", "seconds"),
+                          ("publish", "seconds"), ("publish", "requests")]:  # fmt: skip
+            found = values(part, key)
+            if found:
+                s[f"{part}_{key}"] = spread(found)
+        ratios = [r["load"]["objects_per_second"] / r["naive"]["objects_per_second"]
+                  for r in runs if "load" in r and "naive" in r]  # fmt: skip
+        if ratios:
+            s["load_vs_naive"] = spread(ratios)
+        shares = [r["incremental"]["seconds"] / r["load"]["seconds"]
+                  for r in runs if "load" in r and "incremental" in r]  # fmt: skip
+        if shares:
+            s["incremental_share_of_full"] = spread(shares)
+        errors = [r["publish"]["error"] for r in runs if "error" in r.get("publish", {})]
+        if errors:
+            s["publish_error"] = errors[0]
+        hooks = block.get("webhook") or []
+        for key in ("landed_s", "mart_s", "tab_s"):
+            found = [h[key] for h in hooks if h.get(key) is not None]
+            if found:
+                s[f"webhook_{key}"] = spread(found)
+        summary[size] = s
+    if results.get("receiver"):
+        rec = results["receiver"]
+        summary["receiver"] = {
+            "events_per_second": spread([r["events_per_second"] for r in rec]),
+            "p50_ms": spread([r["p50_ms"] for r in rec]),
+            "p99_ms": spread([r["p99_ms"] for r in rec]),
+        }
+    return summary
+
+
+def report(summary: dict[str, Any]) -> str:
+    sizes = [s for s in summary if s != "receiver"]
+    lines = ["| measurement | " + " | ".join(sizes) + " |",
+             "| --- | " + " | ".join("---" for _ in sizes) + " |"]  # fmt: skip
+
+    def row(label: str, key: str, digits: int = 0, unit: str = "") -> None:
+        cells = [fmt(summary[s].get(key), digits, unit) for s in sizes]
+        if any(c != "-" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    lines.append("| objects in the account | " + " | ".join(
+        f"{summary[s]['objects']:,}" for s in sizes) + " |")  # fmt: skip
+    lines.append("| generator (s) | " + " | ".join(
+        str(summary[s]["generator"].get("seconds", "-")) for s in sizes) + " |")  # fmt: skip
+    row("full load, objects/s", "load_objects_per_second")
+    row("full load, s", "load_seconds", 1)
+    row("full load, peak MB", "load_peak_mb")
+    row("naive baseline, objects/s", "naive_objects_per_second")
+    row("naive baseline, peak MB", "naive_peak_mb")
+    row("full load / naive", "load_vs_naive", 1, "x")
+    row("incremental run, s", "incremental_seconds", 2)
+    row("incremental, changed objects", "incremental_changed_objects")
+    row("incremental / full load", "incremental_share_of_full", 4)
+    row("dbt build, s", "dbt_seconds", 1)
+    row("Sheets publish, s", "publish_seconds", 1)
+    row("Sheets publish, requests", "publish_requests")
+    row("webhook landed, s", "webhook_landed_s", 2)
+    row("webhook to mart, s", "webhook_mart_s", 1)
+    row("webhook to tab, s", "webhook_tab_s", 1)
+    for s in sizes:
+        if "publish_error" in summary[s]:
+            lines.append(f"\nSheets publish at {s}: {summary[s]['publish_error']}")
+    if "receiver" in summary:
+        rec = summary["receiver"]
+        lines.append(
+            f"\nWebhook receiver: {fmt(rec['events_per_second'])} events/s, p50 "
+            f"{fmt(rec['p50_ms'], 1, ' ms')}, p99 {fmt(rec['p99_ms'], 1, ' ms')}"
+        )
+    return "\n".join(lines)
+
+
+def targets(summary: dict[str, Any]) -> list[str]:
+    """Each target with its measured figure: met or missed."""
+    out = []
+
+    def check(label: str, value: float | None, ok: bool | None, shown: str) -> None:
+        if value is None:
+            return
+        out.append(f"{'met   ' if ok else 'MISSED'} {label}: {shown}")
+
+    for size, s in summary.items():
+        if size == "receiver":
+            continue
+        if "load_objects_per_second" in s:
+            v = s["load_objects_per_second"]["median"]
+            check(f"full load >= 10,000 objects/s at {size}", v, v >= 10_000, f"{v:,.0f}/s")
+        if "load_vs_naive" in s:
+            v = s["load_vs_naive"]["median"]
+            check(f"full load >= 20x the naive baseline at {size}", v, v >= 20, f"{v:.1f}x")
+    if "1m" in summary:
+        s = summary["1m"]
+        if "load_peak_mb" in s:
+            v = s["load_peak_mb"]["max"]
+            check("peak memory <= 1 GB at 1M charges", v, v <= 1024, f"{v:,.0f} MB")
+        if "incremental_share_of_full" in s:
+            v = s["incremental_share_of_full"]["median"]
+            check("incremental <= 2% of the full load at 1M", v, v <= 0.02, f"{v:.2%}")
+        if "dbt_seconds" in s:
+            v = s["dbt_seconds"]["median"]
+            check("dbt build <= 30 s at 1M", v, v <= 30, f"{v:.1f} s")
+    if "1m" in summary and "10k" in summary:
+        big, small = summary["1m"], summary["10k"]
+        if "incremental_seconds" in big and "incremental_seconds" in small:
+            v = big["incremental_seconds"]["median"] / small["incremental_seconds"]["median"] - 1
+            check("incremental at 1M within 20% of 10k", v, v <= 0.20, f"{v:+.0%}")
+    for size, s in summary.items():
+        if size != "receiver" and "webhook_tab_s" in s:
+            v = s["webhook_tab_s"]["median"]
+            check(f"webhook to tab <= 60 s at {size}", v, v <= 60, f"{v:.1f} s")
+    if "receiver" in summary:
+        rec = summary["receiver"]
+        v = rec["events_per_second"]["median"]
+        check("receiver >= 2,000 events/s", v, v >= 2_000, f"{v:,.0f}/s")
+        v = rec["p99_ms"]["median"]
+        check("receiver p99 <= 50 ms", v, v <= 50, f"{v:.1f} ms")
+    return out
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sizes", default="10k,100k,1m", help=f"of {', '.join(SIZES)}")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=60.0,
+        help="how long the naive baseline may read (it is ~1,000 objects/s)",
+    )
+    parser.add_argument(
+        "--changes",
+        type=int,
+        default=375,
+        help="sandbox changes before each incremental run (375: ~1,000 objects)",
+    )
+    parser.add_argument("--receiver-events", type=int, default=20_000)
+    parser.add_argument("--receiver-connections", type=int, default=32)
+    args = parser.parse_args(argv)
+    sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    args.parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if unknown or args.parts - set(PARTS) or args.runs < 1:
+        parser.error(f"sizes are {', '.join(SIZES)}; parts are {', '.join(PARTS)}; runs >= 1")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    logs = BENCH_ROOT / "logs" / stamp
+    logs.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"date": stamp, "machine": machine(), "command": sys.argv,
+                               "sizes": {}}  # fmt: skip
+    log(f"benchmarks {', '.join(sizes)} x {args.runs} runs; logs in {logs}")
+    try:
+        for size in sizes:
+            dataset = ensure_dataset(SIZES[size], logs)
+            block: dict[str, Any] = {"objects": dataset["objects"],
+                                     "generator": dataset["generator"], "runs": []}  # fmt: skip
+            results["sizes"][size] = block
+            log(f"{size}: {dataset['objects']:,} objects; generated in "
+                f"{dataset['generator'].get('seconds', '?')} s")  # fmt: skip
+            with sandbox(SIZES[size], logs) as url:
+                for run in range(args.runs):
+                    block["runs"].append(one_run(size, run, url, dataset, args, logs))
+                if "webhook" in args.parts:
+                    last = Path(block["runs"][-1]["workdir"])
+                    if "dbt" not in args.parts:
+                        raise StepFailedError("the webhook part needs the dbt part (its marts)")
+                    orders = dataset["folder"] / "careportals_orders.csv"
+                    block["webhook"] = webhook_to_mart(size, url, last, orders, args.runs, logs)
+        if "receiver" in args.parts:
+            template = dataset_dir(BENCH_ROOT / "sandbox", SEED, SIZES[sizes[0]])
+            results["receiver"] = receiver_runs(
+                args.runs, template / "objects" / "charges.jsonl", args, logs
+            )
+    except StepFailedError as err:
+        log(f"benchmark failed: {err}")
+        return 1
+    summary = summarise(results)
+    results["summary"] = summary
+    out = BENCH_ROOT / f"results-{stamp}.json"
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print()
+    print(report(summary))
+    print()
+    print("\n".join(targets(summary)))
+    print(f"\nRaw figures: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
