@@ -1,0 +1,44 @@
+"""`make bench` works end to end: a small run of its cheap parts, on a sandbox of its own.
+
+The figures themselves are not asserted (targets live in the benchmark's report); what is
+checked is that each part measured what it says it measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.settings import PROJECT_ROOT
+
+
+def test_a_small_benchmark_run_reports_every_part_it_ran(tmp_path: Path):
+    env = {**os.environ, "BENCH_DIR": str(tmp_path)}
+    args = [sys.executable, "-m", "benchmarks", "--sizes", "2k", "--runs", "1",
+            "--parts", "load,naive,incremental,receiver", "--baseline-seconds", "2",
+            "--changes", "20", "--receiver-events", "400",
+            "--receiver-connections", "8"]  # fmt: skip
+    done = subprocess.run(
+        args, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "full load, objects/s" in done.stdout
+    assert "receiver >= 2,000 events/s" in done.stdout
+
+    (results_file,) = tmp_path.glob("results-*.json")
+    results = json.loads(results_file.read_text())
+    (run,) = results["sizes"]["2k"]["runs"]
+    # The full load read every object the sandbox serves (events come with the changes).
+    objects = sum(
+        sum(1 for _ in path.open("rb"))
+        for path in (tmp_path / "sandbox").glob("*/objects/*.jsonl")
+        if path.stem != "events"
+    )
+    assert run["load"]["objects"] >= objects
+    assert 0 < run["naive"]["objects"] <= run["load"]["objects"]
+    assert run["incremental"]["changed_objects"] > 0
+    assert 0 < run["incremental"]["objects"] < run["load"]["objects"]
+    (receiver,) = results["receiver"]
+    assert receiver["landed"] == 400
