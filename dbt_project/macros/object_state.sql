@@ -8,17 +8,15 @@
 -#}
 {% macro stripe_object_state(table) -%}
 (
-    -- Most objects have no event: their listed row is their state, taken without ranking
-    -- (no sort of every payload). Only the objects some event carried are ranked.
+    -- Versions are ranked on their keys alone, and only for the objects some event carried;
+    -- the raw table is then read once, each payload straight from its row, so no copy of
+    -- every listed payload is held for a join.
     with
 
     object_events as (
         select
             account_id,
             object_id as id,
-            livemode,
-            object_payload as payload,
-            object_deleted,
             created as version_at,
             case
                 when object_deleted then 3
@@ -34,47 +32,44 @@
         where object_table = '{{ table }}'
     ),
 
-    evented as (
-        select distinct
-            account_id,
-            id
-        from object_events
-    ),
-
-    listed as (
+    evented_listed as (
         select
-            account_id,
-            id,
-            livemode,
-            payload,
-            false as object_deleted,
-            coalesce(observed_at, created) as version_at,
+            listed.account_id,
+            listed.id,
+            coalesce(listed.observed_at, listed.created) as version_at,
             1 as version_rank,
             '' as event_id
-        from {{ source('stripe', table) }}
-    ),
-
-    versions as (
-        select listed.*
-        from listed
-        inner join evented
-            on listed.account_id = evented.account_id and listed.id = evented.id
-        union all
-        select * from object_events
+        from {{ source('stripe', table) }} as listed
+        where exists (
+            select 1 from object_events
+            where object_events.account_id = listed.account_id and object_events.id = listed.id
+        )
     ),
 
     ranked as (
         select
             account_id,
             id,
-            livemode,
-            payload,
-            object_deleted,
+            event_id,
             row_number() over (
                 partition by account_id, id
                 order by version_at desc, version_rank desc, event_id desc
             ) as version_number
-        from versions
+        from (
+            select * from evented_listed
+            union all
+            select * from object_events
+        ) as versions
+    ),
+
+    -- The objects whose latest version an event carried.
+    event_won as (
+        select
+            account_id,
+            id,
+            event_id
+        from ranked
+        where version_number = 1 and event_id != ''
     )
 
     select
@@ -82,19 +77,21 @@
         listed.id,
         listed.livemode,
         listed.payload,
-        listed.object_deleted
-    from listed
-    left join evented
-        on listed.account_id = evented.account_id and listed.id = evented.id
-    where evented.id is null
+        false as object_deleted
+    from {{ source('stripe', table) }} as listed
+    where not exists (
+        select 1 from event_won
+        where event_won.account_id = listed.account_id and event_won.id = listed.id
+    )
     union all
     select
-        account_id,
-        id,
-        livemode,
-        payload,
-        object_deleted
-    from ranked
-    where version_number = 1
+        events.account_id,
+        events.object_id as id,
+        events.livemode,
+        events.object_payload as payload,
+        events.object_deleted
+    from {{ source('stripe', 'events') }} as events
+    inner join event_won
+        on events.account_id = event_won.account_id and events.id = event_won.event_id
 )
 {%- endmacro %}
