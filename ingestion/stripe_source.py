@@ -80,6 +80,9 @@ def _batches(
     observed: list[int | None] = []
     extracted_at = dt.datetime.now(dt.UTC)
     newest = cursor_out.get("max_created", 0)
+    # Each object once per read (a page boundary that shifted repeats one): the merge is then
+    # told its staged rows are unique and copies them without ranking every payload.
+    seen: set[str] = set()
 
     def flush() -> pa.Table:
         table = pa.Table.from_arrays(
@@ -101,6 +104,9 @@ def _batches(
     for page in pages:
         seen_at = clock()
         for obj in page:
+            if obj["id"] in seen:
+                continue
+            seen.add(obj["id"])
             observed.append(seen_at)
             ids.append(obj["id"])
             created.append(obj["created"])
@@ -134,7 +140,13 @@ def stripe_list_resource(
         name=list_name,
         table_name=list_name,
         primary_key=("account_id", "id"),
-        write_disposition="merge",
+        # One resource writes each list's table in a load, one account at a time, each
+        # object once (see `_batches`).
+        write_disposition={
+            "disposition": "merge",
+            "strategy": "delete-insert",
+            "deduplicated": True,
+        },
         columns={"payload": {"data_type": "text", "nullable": False}},
     )
     def objects() -> Iterator[pa.Table]:

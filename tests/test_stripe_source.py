@@ -82,3 +82,19 @@ def test_a_server_without_v1_account_needs_stripe_account_id():
         transport=httpx.MockTransport(_no_account_endpoint),
     )  # fmt: skip
     assert api.account_id == "acct_local"
+
+
+def test_an_object_a_shifted_page_repeats_is_staged_once():
+    """The merge is told each list's staged rows are unique: a read keeps each id once."""
+    from ingestion.stripe_source import _batches
+
+    pages = iter(
+        [
+            [{"id": "ch_2", "created": 20}, {"id": "ch_1", "created": 10}],
+            [{"id": "ch_1", "created": 10}, {"id": "ch_0", "created": 5}],
+        ]
+    )
+    progress: dict[str, int] = {}
+    (table,) = list(_batches(pages, "acct_1", progress))
+    assert table.column("id").to_pylist() == ["ch_2", "ch_1", "ch_0"]
+    assert progress["max_created"] == 20
