@@ -21,8 +21,9 @@ and once per run, independent of the size:
                checked, events fsync'd before the 200), driven from a second process
 
 The sandbox serves from a process of its own (it shares the machine's cores). Every step
-runs in a fresh process; peak memory is that process's maximum resident set. Results are
-printed as medians with their spread and written to `.state/bench/results-<time>.json`.
+runs in a fresh process; peak memory is that process's own maximum resident set (VmHWM).
+Results are printed as medians with their spread and written to
+`.state/bench/results-<time>.json`.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def run_child(
         raise StepFailedError(f"{' '.join(args[1:4])} exited {proc.returncode}; see {log_path}")
     lines = [line for line in out.decode().splitlines() if line.startswith("{")]
     result = json.loads(lines[-1]) if lines else {}
-    return result, seconds, usage.ru_maxrss / 1024
+    # A step reports its own peak: `wait4`'s also counts this process's memory at the fork.
+    return result, seconds, result.get("own_peak_mb") or usage.ru_maxrss / 1024
 
 
 # -- the sandbox --------------------------------------------------------------------------

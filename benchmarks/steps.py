@@ -191,6 +191,19 @@ def webhook_job(sheets_url: str | None) -> dict[str, Any]:
     return {"success": result.success, "materialized_at": done, "finished_at": time.time()}
 
 
+def own_peak_mb() -> float | None:
+    """This process's own peak resident set since it started (VmHWM). `wait4`'s figure also
+    counts the parent's memory at the moment it forked this process."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.steps")
     parser.add_argument("step", choices=["load", "naive", "orders", "publish", "webhook-job"])
@@ -207,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         result = publish()
     else:
         result = webhook_job(args.sheets_url)
+    result["own_peak_mb"] = own_peak_mb()
     sys.stdout.write("\n" + orjson.dumps(result).decode() + "\n")
     return 0
 
