@@ -621,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             runs = range(args.runs)
             with sandbox(SIZES[size], logs) as url:
-                block["runs"] = [loads(size, r, url, dataset, args, logs) for r in runs]
+                for run in runs:
+                    block["runs"].append(loads(size, run, url, dataset, args, logs))
             # The sandbox holds the whole account in memory: the builds run without it.
             for run in runs:
                 block["runs"][run].update(builds(size, run, dataset, args, logs))
@@ -638,8 +639,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.runs, template / "objects" / "charges.jsonl", args, logs
             )
     except StepFailedError as err:
+        # What was measured before the failure is kept and reported all the same.
         log(f"benchmark failed: {err}")
-        return 1
+        results["failed"] = str(err)
     summary = summarise(results)
     results["summary"] = summary
     out = BENCH_ROOT / f"results-{stamp}.json"
@@ -649,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("\n".join(targets(summary)))
     print(f"\nRaw figures: {out}")
-    return 0
+    return 1 if "failed" in results else 0
 
 
 if __name__ == "__main__":
