@@ -128,8 +128,6 @@ def ensure_dataset(charges: int, logs: Path) -> dict[str, Any]:
         known[folder.name] = {"seconds": round(seconds, 1), "peak_mb": round(peak),
                               "date": dt.date.today().isoformat()}  # fmt: skip
         record.write_text(json.dumps(known, indent=2) + "\n")
-    # Every benchmark starts from the generated history: forget earlier advances.
-    (folder / "advance.json").unlink(missing_ok=True)
     objects = sum(_lines(path) for path in (folder / "objects").glob("*.jsonl"))
     return {"folder": folder, "objects": objects, "generator": known.get(folder.name, {})}
 
@@ -140,7 +138,13 @@ def _lines(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def sandbox(charges: int, logs: Path) -> Iterator[str]:
+def sandbox(charges: int, logs: Path, *, history: bool = True) -> Iterator[str]:
+    """The sandbox serving the dataset: from its generated history (earlier advances
+    forgotten), or with `history=False` where the last run left it."""
+    if history:
+        (dataset_dir(BENCH_ROOT / "sandbox", SEED, charges) / "advance.json").unlink(
+            missing_ok=True
+        )
     port = free_port()
     args = [PYTHON, "-m", "sandbox", "serve", "--seed", str(SEED), "--charges", str(charges),
             "--port", str(port), "--data-dir", str(BENCH_ROOT / "sandbox")]  # fmt: skip
@@ -621,8 +625,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.parts & LOAD_PARTS:
                 continue
             runs = range(args.runs)
-            with sandbox(SIZES[size], logs) as url:
-                for run in runs:
+            for run in runs:
+                # Every run loads the same generated history, from a sandbox started afresh.
+                with sandbox(SIZES[size], logs) as url:
                     block["runs"].append(loads(size, run, url, dataset, args, logs))
             # The sandbox holds the whole account in memory: the builds run without it.
             for run in runs:
@@ -630,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             if "webhook" in args.parts:
                 last = run_dir(size, args.runs - 1)
                 orders = dataset["folder"] / "careportals_orders.csv"
-                with sandbox(SIZES[size], logs) as url:
+                with sandbox(SIZES[size], logs, history=False) as url:
                     block["webhook"] = webhook_to_mart(size, url, last, orders, args.runs, logs)
         if "receiver" in args.parts:
             template = dataset_dir(BENCH_ROOT / "sandbox", SEED, SIZES[sizes[0]])

@@ -10,6 +10,8 @@ seed and size give byte-identical objects.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import itertools
 import random
@@ -887,8 +889,27 @@ def generate(seed: int = 42, charges: int = 2_000) -> Dataset:
     return generate_story(seed, charges).data
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector held off while millions of long-lived, acyclic objects
+    are built: each collection would walk every object made so far, and building 1M charges
+    spent more time collecting than building (300k charges: 26.6 s with it, 15.2 s without)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def generate_story(seed: int = 42, charges: int = 2_000) -> _Story:
     """The generated account with the story that made it, which time can advance."""
+    with gc_paused():
+        return _generate_story(seed, charges)
+
+
+def _generate_story(seed: int, charges: int) -> _Story:
     story = _Story(seed, charges, account_id_for(seed))
     story.build_catalog()
     story.build_customers(max(20, charges // 4))

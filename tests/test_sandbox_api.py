@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
-from sandbox.server import SANDBOX_API_KEY
+from sandbox.server import SANDBOX_API_KEY, SandboxState
 from tests.conftest import read_objects
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
@@ -114,3 +116,47 @@ def test_subscription_discounts_are_ids_unless_expanded(sandbox):
     assert all(d["object"] == "discount" and d["source"]["coupon"] for d in discounts.values())
     one = get(sandbox, f"/v1/subscriptions/{held[0]['id']}", {"expand[]": "discounts"}).json()
     assert one["discounts"][0]["object"] == "discount"
+
+
+def _every_body(state, name: str, expand: list[str] | None = None) -> dict[str, bytes]:
+    """Every object of a list as the sandbox answers it, by id."""
+    bodies, query = {}, {"limit": "100"}
+    while True:
+        page = orjson.loads(state.collections[name].list_page(query, f"/v1/{name}", expand))
+        for obj in page["data"]:
+            bodies[obj["id"]] = orjson.dumps(obj)
+        if not page["has_more"]:
+            return bodies
+        query["starting_after"] = page["data"][-1]["id"]
+
+
+def test_after_time_advances_the_account_is_served_from_its_live_objects(
+    dataset: Path, tmp_path: Path
+):
+    # The first advance tells the story again and serves its objects instead of the files'
+    # bodies: every object the advance did not change must read exactly as before.
+    folder = tmp_path / "account"
+    shutil.copytree(dataset, folder)
+    state = SandboxState(folder)
+    names = ["charges", "customers", "invoices", "subscriptions", "balance_transactions"]
+    before = {name: _every_body(state, name) for name in names}
+    before_expanded = _every_body(state, "subscriptions", ["data.discounts"])
+    result = state.advance(2 * 86_400, 30)
+    events = orjson.loads(state.collections["events"].list_page({"limit": "100"}, "/v1/events"))
+    changed = {e["data"]["object"]["id"] for e in events["data"]}
+    assert result["events"] == len(events["data"]) and changed
+    for name in names:
+        after = _every_body(state, name)
+        kept = {i: body for i, body in after.items() if i in before[name] and i not in changed}
+        assert kept == {i: b for i, b in before[name].items() if i in kept}, name
+        assert len(kept) >= len(before[name]) - len(changed) - 1, name
+    expanded = _every_body(state, "subscriptions", ["data.discounts"])
+    assert {i: b for i, b in expanded.items() if i not in changed} == {
+        i: b for i, b in before_expanded.items() if i not in changed
+    }
+    # What an event changed reads as the event left it.
+    refunded = [e["data"]["object"] for e in events["data"] if e["type"] == "charge.refunded"]
+    assert refunded
+    for charge in refunded:
+        live = orjson.loads(state.collections["charges"].retrieve(charge["id"]))
+        assert live["amount_refunded"] == charge["amount_refunded"] > 0
