@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
@@ -461,6 +463,7 @@ class SandboxState:
             loaded = [name for name in OBJECT_TYPES if name in self.collections]
             for name in loaded:
                 del self.collections[name]
+            _release_freed_memory()
             self.story = generate_story(self.manifest["seed"], self.manifest["charges_requested"])
             if loaded:
                 self._serve_story()
@@ -497,9 +500,13 @@ class SandboxState:
                 for name, count in child_result["changed"].items():
                     changed[name] = changed.get(name, 0) + count
             self._persist()
+            # When the events left: the sandbox's own work for the step (the activity, the
+            # export and ground truth rewritten) is not part of a webhook's journey.
+            sent_at = time.time()
             if self.endpoints:
                 self.deliverer.submit(list(self.endpoints), events)
-        return {**result, "events": len(events), "changed": dict(sorted(changed.items()))}
+        return {**result, "events": len(events), "changed": dict(sorted(changed.items())),
+                "events_sent_at": sent_at}  # fmt: skip
 
     def _advance_own(self, seconds: int, changes: int | None) -> dict[str, Any]:
         story = self._story()
@@ -687,6 +694,15 @@ class SandboxState:
             endpoint = self.add_endpoint(fields["url"], events)
             return orjson.dumps(endpoint.as_json(with_secret=True))
         raise ApiError(404, f"Unrecognized request URL (POST: {path}).")
+
+
+def _release_freed_memory() -> None:
+    """Hand the memory of freed bodies back to the system (glibc keeps freed blocks for
+    reuse, and the story's small objects come from Python's own arenas, which cannot reuse
+    them): at 1M charges, 6 GB that would otherwise stay beside the story."""
+    # Without glibc the memory is reused later instead.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _write_atomically(path: Path, write) -> None:
