@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -365,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
 
     load_dotenv(override=False)
     parser = argparse.ArgumentParser(prog="python -m ingestion.webhooks", description=__doc__)
+    # A server stops on SIGTERM even when started from a process that ignores it (an
+    # ignored signal is inherited across exec; some libraries leave SIGTERM ignored).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parser.add_argument("--port", type=int)
     parser.add_argument("--host")
     args = parser.parse_args(argv)

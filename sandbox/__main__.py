@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import urllib.error
 import urllib.parse
@@ -28,6 +29,9 @@ from sandbox.webhooks import Faults
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A server stops on SIGTERM even when started from a process that ignores it (an
+    # ignored signal is inherited across exec; some libraries leave SIGTERM ignored).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     defaults = settings.SandboxSettings.from_env()
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("command", choices=["generate", "serve", "advance", "reset"])
