@@ -114,13 +114,21 @@ def test_a_burst_with_duplicates_out_of_order_lands_each_event_once(receiver, tm
     assert sorted(ids) == [f"evt_{n:06d}" for n in range(300)]
 
 
+def default_sigterm() -> None:
+    """In the child before it runs: SIGTERM stops it even if the test process ignores
+    SIGTERM (an ignored signal is inherited, and dropped while the receiver starts)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def test_every_acknowledged_event_survives_a_sigkill(tmp_path: Path, free_port: int):
     landing = tmp_path / "landing"
     env = {**os.environ, "STRIPE_WEBHOOK_SECRET": SECRET, "WEBHOOK_LANDING_DIR": str(landing),
            "WEBHOOK_PORT": str(free_port)}  # fmt: skip
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "ingestion.webhooks"]
-    process = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, preexec_fn=default_sigterm
+    )
     url = f"http://127.0.0.1:{free_port}{WEBHOOK_PATH}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -154,7 +162,9 @@ def test_every_acknowledged_event_survives_a_sigkill(tmp_path: Path, free_port: 
             future.result()
     assert 200 <= len(acknowledged) < 3000
     # Restarted, the receiver knows what landed: every acknowledged event is there, once.
-    process = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, preexec_fn=default_sigterm
+    )
     try:
         ids = landed(landing)
         assert set(acknowledged) <= set(ids)
