@@ -117,7 +117,7 @@ class _Rendered:
 
     Once time advances, the account is the story's objects, which the advances change in
     place; serving them from that one copy, instead of a rendered copy beside it, halves the
-    sandbox's memory (at 1M charges: 10 GB instead of 17.6 GB). A page of 100 charges renders
+    sandbox's memory (at 1M charges: about 11 GB instead of 17.6 GB). A page of 100 charges renders
     in about a millisecond."""
 
     __slots__ = ("expand", "name", "objs")
