@@ -11,7 +11,7 @@ import requests
 
 from publishing import sheets
 from publishing.settings import PublishSettings
-from publishing.tabs import Tab, read_tab
+from publishing.tabs import Tab, mart_shape, read_tab
 from publishing.workbook import PublishReport, WorkbookPublisher
 from warehouse import connect
 
@@ -46,6 +46,15 @@ def read_tabs(settings: PublishSettings, database: Path | None = None) -> list[T
     return [masked(t) for t in tabs] if settings.mask_emails else tabs
 
 
+def mart_shapes(settings: PublishSettings, database: Path | None = None) -> list[tuple[int, int]]:
+    """The rows and columns of every configured mart, counted without reading them."""
+    con = connect(database, read_only=True)
+    try:
+        return [mart_shape(con, mart) for mart, _ in settings.tabs]
+    finally:
+        con.close()
+
+
 def sheets_publisher(
     settings: PublishSettings, session: requests.Session | None = None
 ) -> sheets.SheetsPublisher:
@@ -73,5 +82,7 @@ def publish_marts(
     """Read every configured mart (read-only) and publish them as one batch of tabs."""
     if settings.spreadsheet_id:
         publisher = sheets_publisher(settings, session)  # credentials checked before reading
+        # Tabs too large for any spreadsheet are refused in a second, not after reading them.
+        sheets.check_cell_limit(mart_shapes(settings, database))
         return publisher.publish(read_tabs(settings, database), source_run=source_run)
     return WorkbookPublisher(settings.workbook_path).publish(read_tabs(settings, database))

@@ -100,6 +100,24 @@ class SheetsHTTPClient(HTTPClient):
         raise AssertionError("unreachable")
 
 
+def grid_cells(rows: int, columns: int) -> int:
+    """The cells a tab of `rows` rows (and a header) takes in a spreadsheet."""
+    # Sheets will not freeze every row of a sheet: keep one empty row under the header.
+    return max(2, rows + 1) * max(1, columns)
+
+
+def check_cell_limit(shapes: list[tuple[int, int]]) -> None:
+    """Refuse tabs of these (rows, columns) that no spreadsheet could hold, before their
+    values are read."""
+    cells = sum(grid_cells(rows, columns) for rows, columns in shapes)
+    if cells > CELL_LIMIT:
+        raise PublishError(
+            f"The tabs would need {cells:,} cells; Google allows {CELL_LIMIT:,} in a "
+            "spreadsheet. Publish fewer or aggregated marts (PUBLISH_MARTS), or another "
+            "spreadsheet. Nothing was written."
+        )
+
+
 @dataclass
 class _Prepared:
     tab: Tab
@@ -112,8 +130,7 @@ class _Prepared:
 
     @property
     def height(self) -> int:
-        # Sheets will not freeze every row of a sheet: keep one empty row under the header.
-        return max(2, len(self.values))
+        return grid_cells(len(self.values) - 1, 1)
 
 
 def spreadsheet_url(spreadsheet_id: str) -> str:

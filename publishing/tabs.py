@@ -29,14 +29,26 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def read_tab(con: duckdb.DuckDBPyConnection, mart: str, tab_name: str) -> Tab:
-    """A mart as a tab, in a stable order (by its first column)."""
+def _require_mart(con: duckdb.DuckDBPyConnection, mart: str) -> None:
     exists = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [MARTS_SCHEMA, mart],
     ).fetchone()[0]
     if not exists:
         raise LookupError(f"Mart {MARTS_SCHEMA}.{mart} does not exist: run the dbt models first.")
+
+
+def mart_shape(con: duckdb.DuckDBPyConnection, mart: str) -> tuple[int, int]:
+    """A mart's rows and columns, without reading its values."""
+    _require_mart(con, mart)
+    rows = con.execute(f'select count(*) from {MARTS_SCHEMA}."{mart}"').fetchone()[0]
+    columns = con.execute(f'select * from {MARTS_SCHEMA}."{mart}" limit 0').description
+    return rows, len(columns)
+
+
+def read_tab(con: duckdb.DuckDBPyConnection, mart: str, tab_name: str) -> Tab:
+    """A mart as a tab, in a stable order (by its first column)."""
+    _require_mart(con, mart)
     result = con.execute(f'select * from {MARTS_SCHEMA}."{mart}" order by all')
     columns = [d[0] for d in result.description]
     rows = [tuple(_cell(v) for v in row) for row in result.fetchall()]

@@ -166,6 +166,28 @@ def test_the_cell_limits_are_checked_before_anything_is_written(fake):
     assert not [e for e in fake.log if e[0] != "GET"]
 
 
+def test_marts_too_large_for_a_spreadsheet_are_refused_before_they_are_read(
+    fake, tmp_path, monkeypatch
+):
+    database = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(database))
+    con.execute("create schema marts")
+    # 1,000 rows of 3 columns and a header: 3,003 cells; one row of one column: 2 (a tab
+    # keeps an empty row under its header).
+    con.execute("create table marts.big as select range as id, 1 as a, 2 as b from range(1000)")
+    con.execute("create table marts.small as select 1 as id")
+    con.close()
+    monkeypatch.setattr(sheets, "CELL_LIMIT", 3_004)
+    read: list[str] = []
+    monkeypatch.setattr("publishing.publish.read_tab", lambda con, mart, tab: read.append(mart))
+    settings = PublishSettings(
+        tabs=(("big", "Big"), ("small", "Small")), spreadsheet_id=SPREADSHEET
+    )
+    with pytest.raises(PublishError, match=r"3,005 cells; Google allows 3,004 "):
+        publish_marts(settings, database, session=fake.server.session())
+    assert read == [] and fake.log == []
+
+
 def test_an_unshared_or_unknown_spreadsheet_names_the_fix(fake):
     fake.forbidden.add(SPREADSHEET)
     with pytest.raises(PublishError, match="Share"):

@@ -10,16 +10,23 @@ rules as (
     select * from {{ ref('category_rules') }}
 ),
 
+-- The rules are matched once per distinct description, not once per charge: a shop has
+-- far fewer descriptions than charges, and each match is a pattern test against every rule.
+descriptions as (
+    select distinct lower(description) as description
+    from charges
+    where metadata_category is null and description is not null
+),
+
 rule_matches as (
     select
-        charges.account_id,
-        charges.charge_id,
+        descriptions.description,
         rules.category,
         row_number() over (
-            partition by charges.account_id, charges.charge_id order by rules.priority
+            partition by descriptions.description order by rules.priority
         ) as match_rank
-    from charges
-    inner join rules on lower(charges.description) like lower(rules.pattern)
+    from descriptions
+    inner join rules on descriptions.description like lower(rules.pattern)
 ),
 
 final as (
@@ -37,8 +44,7 @@ final as (
     from charges
     left join rule_matches
         on
-            charges.account_id = rule_matches.account_id
-            and charges.charge_id = rule_matches.charge_id
+            lower(charges.description) = rule_matches.description
             and rule_matches.match_rank = 1
 )
 
