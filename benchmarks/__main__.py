@@ -274,11 +274,19 @@ def build_warehouse(warehouse: Path) -> Iterator[Path]:
     it: at one path, every build parses only what changed, as a deployment's builds do."""
     at = BENCH_ROOT / "build" / "warehouse.duckdb"
     at.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(warehouse, at)
+    # The file and its write-ahead log, if a writer left one, go together.
+    pairs = [(warehouse.with_name(warehouse.name + s), at.with_name(at.name + s))
+             for s in ("", ".wal")]  # fmt: skip
+    at.with_name(at.name + ".wal").unlink(missing_ok=True)
+    for source, target in pairs:
+        if source.exists():
+            os.replace(source, target)
     try:
         yield at
     finally:
-        os.replace(at, warehouse)
+        for source, target in pairs:
+            if target.exists():
+                os.replace(target, source)
 
 
 def dbt_build(env: dict[str, str], step_log: Path) -> float:
