@@ -68,14 +68,20 @@ def generate_connected(seed: int, charges: int, index: int) -> Dataset:
     return data
 
 
-def ensure_dataset(root: Path, seed: int, charges: int, accounts: int = 0) -> Path:
+def ensure_dataset(
+    root: Path, seed: int, charges: int, accounts: int = 0, keep: list | None = None
+) -> Path:
     """The folder of the dataset for (seed, charges) with `accounts` connected accounts,
-    generating it the first time."""
+    generating it the first time. A generated dataset is appended to `keep` when given,
+    for a caller that ends its process without freeing the objects."""
     target = dataset_dir(root, seed, charges, accounts)
     if (target / "manifest.json").exists():
         return target
     connected = [generate_connected(seed, charges, k) for k in range(1, accounts + 1)]
-    write_dataset(generate(seed, charges), target, connected)
+    data = generate(seed, charges)
+    write_dataset(data, target, connected)
+    if keep is not None:
+        keep.extend([data, connected])
     return target
 
 
