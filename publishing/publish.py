@@ -4,6 +4,7 @@ spreadsheet id is set, else the local workbook."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +37,22 @@ def masked(tab: Tab) -> Tab:
     return Tab(name=tab.name, source=tab.source, columns=tab.columns, rows=rows)
 
 
-def read_tabs(settings: PublishSettings, database: Path | None = None) -> list[Tab]:
-    """Every configured mart as a tab, read in one read-only session."""
+def read_tabs(
+    settings: PublishSettings,
+    database: Path | None = None,
+    check_shapes: Callable[[list[tuple[int, int]]], None] | None = None,
+) -> list[Tab]:
+    """Every configured mart as a tab, read in one read-only session. `check_shapes`, when
+    given, sees every mart's (rows, columns) first and may refuse them before any value is
+    read."""
     con = connect(database, read_only=True)
     try:
+        if check_shapes is not None:
+            check_shapes([mart_shape(con, mart) for mart, _ in settings.tabs])
         tabs = [read_tab(con, mart, tab) for mart, tab in settings.tabs]
     finally:
         con.close()
     return [masked(t) for t in tabs] if settings.mask_emails else tabs
-
-
-def mart_shapes(settings: PublishSettings, database: Path | None = None) -> list[tuple[int, int]]:
-    """The rows and columns of every configured mart, counted without reading them."""
-    con = connect(database, read_only=True)
-    try:
-        return [mart_shape(con, mart) for mart, _ in settings.tabs]
-    finally:
-        con.close()
 
 
 def sheets_publisher(
@@ -83,6 +83,6 @@ def publish_marts(
     if settings.spreadsheet_id:
         publisher = sheets_publisher(settings, session)  # credentials checked before reading
         # Tabs too large for any spreadsheet are refused in a second, not after reading them.
-        sheets.check_cell_limit(mart_shapes(settings, database))
-        return publisher.publish(read_tabs(settings, database), source_run=source_run)
+        tabs = read_tabs(settings, database, check_shapes=sheets.check_cell_limit)
+        return publisher.publish(tabs, source_run=source_run)
     return WorkbookPublisher(settings.workbook_path).publish(read_tabs(settings, database))

@@ -100,10 +100,15 @@ class SheetsHTTPClient(HTTPClient):
         raise AssertionError("unreachable")
 
 
-def grid_cells(rows: int, columns: int) -> int:
-    """The cells a tab of `rows` rows (and a header) takes in a spreadsheet."""
+def grid_rows(rows: int) -> int:
+    """The grid rows a tab of `rows` rows and a header takes."""
     # Sheets will not freeze every row of a sheet: keep one empty row under the header.
-    return max(2, rows + 1) * max(1, columns)
+    return max(2, rows + 1)
+
+
+def grid_cells(rows: int, columns: int) -> int:
+    """The cells a tab of `rows` rows (and a header) and `columns` columns takes."""
+    return grid_rows(rows) * max(1, columns)
 
 
 def check_cell_limit(shapes: list[tuple[int, int]]) -> None:
@@ -130,7 +135,7 @@ class _Prepared:
 
     @property
     def height(self) -> int:
-        return grid_cells(len(self.values) - 1, 1)
+        return grid_rows(len(self.tab.rows))
 
 
 def spreadsheet_url(spreadsheet_id: str) -> str:
