@@ -65,10 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
         print(f"Removed {folder}; it is generated again on the next start.")
         return 0
+    keep = _GENERATED if args.command == "generate" else None
+    try:
+        folder = ensure_dataset(args.data_dir, args.seed, args.charges, args.accounts, keep)
+    except OSError as err:
+        # Nothing is left half-written: a dataset is written to a staging folder first.
+        print(f"Cannot write the sandbox's dataset under {args.data_dir}: {err}", file=sys.stderr)
+        return 1
     if args.command == "generate":
-        print(ensure_dataset(args.data_dir, args.seed, args.charges, args.accounts, _GENERATED))
+        print(folder)
         return 0
-    folder = ensure_dataset(args.data_dir, args.seed, args.charges, args.accounts)
     try:
         faults = Faults.parse(args.faults)
     except ValueError as err:

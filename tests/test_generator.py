@@ -134,3 +134,13 @@ def test_the_orders_export_and_charges_hold_every_reconciliation_case(dataset: P
     ), "an amount mismatch"
     assert {o["currency"] for o in orders.values()} >= {"USD", "JPY"}
     assert all(o["product"] and o["category"] for o in orders.values())
+
+
+def test_a_data_dir_that_cannot_be_written_is_a_clear_error(tmp_path: Path, capsys):
+    from sandbox.__main__ import main
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert main(["generate", "--charges", "50", "--data-dir", str(blocked / "data")]) == 1
+    assert "Cannot write the sandbox's dataset under" in capsys.readouterr().err
+    assert blocked.read_text() == "not a folder"
