@@ -1,6 +1,7 @@
 """`make bench`: how fast stripe-elt is, measured side by side in one run.
 
     python -m benchmarks [--sizes 10k,100k,1m] [--runs 3] [--parts load,incremental,...]
+                         [--reuse-loads]   (dbt and publish on the last loads' warehouses)
 
 For each size (charges in the sandbox, with proportional refunds, customers, subscriptions,
 invoices and balance transactions) and each run:
@@ -633,6 +634,12 @@ def main(argv: list[str] | None = None) -> int:
         default=375,
         help="sandbox changes before each incremental run (375: ~1,000 objects)",
     )
+    parser.add_argument(
+        "--reuse-loads",
+        action="store_true",
+        help="dbt and publish only, on the warehouses the last benchmark's loads left "
+        "(to measure a change to the dbt project or the publisher without loading again)",
+    )
     parser.add_argument("--receiver-events", type=int, default=20_000)
     parser.add_argument("--receiver-connections", type=int, default=32)
     args = parser.parse_args(argv)
@@ -643,6 +650,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"sizes are {', '.join(SIZES)}; parts are {', '.join(PARTS)}; runs >= 1")
     if "webhook" in args.parts and "dbt" not in args.parts:
         parser.error("the webhook part needs the dbt part (the marts it measures)")
+    if args.reuse_loads:
+        if args.parts - {"dbt", "publish"}:
+            parser.error("--reuse-loads measures only the dbt and publish parts")
+        missing = [str(run_dir(size, run) / "warehouse.duckdb") for size in sizes
+                   for run in range(args.runs)
+                   if not (run_dir(size, run) / "warehouse.duckdb").exists()]  # fmt: skip
+        if missing:
+            parser.error(f"--reuse-loads: no warehouse left by a load at {', '.join(missing)}")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     logs = BENCH_ROOT / "logs" / stamp
     logs.mkdir(parents=True, exist_ok=True)
@@ -661,6 +676,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             runs = range(args.runs)
             for run in runs:
+                if args.reuse_loads:
+                    # The orders, which a load-only benchmark did not bring (a merge: again
+                    # is a no-op).
+                    workdir = run_dir(size, run)
+                    orders = dataset["folder"] / "careportals_orders.csv"
+                    run_child([PYTHON, "-m", "benchmarks.steps", "orders"],
+                              pipeline_env(workdir, "http://127.0.0.1:9", orders),
+                              logs / f"{size}-{run}.log")  # fmt: skip
+                    block["runs"].append({"workdir": str(workdir), "reused": True})
+                    continue
                 # Every run loads the same generated history, from a sandbox started afresh.
                 with sandbox(SIZES[size], logs) as url:
                     block["runs"].append(loads(size, run, url, dataset, args, logs))
