@@ -42,3 +42,22 @@ def test_a_small_benchmark_run_reports_every_part_it_ran(tmp_path: Path):
     assert 0 < run["incremental"]["objects"] < run["load"]["objects"]
     (receiver,) = results["receiver"]
     assert receiver["landed"] == 400
+
+
+def test_reuse_loads_refuses_load_parts_and_missing_warehouses(tmp_path: Path):
+    env = {**os.environ, "BENCH_DIR": str(tmp_path)}
+
+    def bench(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "benchmarks", "--sizes", "2k", "--runs", "1", *args],
+            env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    loading = bench("--parts", "load,dbt", "--reuse-loads")
+    assert loading.returncode == 2
+    assert "--reuse-loads measures only the dbt and publish parts" in loading.stderr
+
+    missing = bench("--parts", "dbt", "--reuse-loads")
+    assert missing.returncode == 2
+    assert f"no warehouse left by a load at {tmp_path / 'runs' / '2k-0'}" in missing.stderr
+    assert not list(tmp_path.glob("results-*.json"))
