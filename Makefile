@@ -12,8 +12,11 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (as in many
+# container images), Python would otherwise compile every module it imports from source in
+# every process (about 1.3 s of each dbt start).
 $(VENV)/.installed: requirements.lock | $(BIN)/uv
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
