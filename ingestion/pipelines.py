@@ -21,8 +21,15 @@ def _destination(database: Path | None) -> dlt.destinations.duckdb:
     return dlt.destinations.duckdb(
         credentials={
             "database": str(database or duckdb_path()),
-            # The merge of a large load otherwise takes most of the machine's memory.
-            "global_config": {"memory_limit": memory_limit()},
+            "global_config": {
+                # The merge of a large load otherwise takes most of the machine's memory.
+                "memory_limit": memory_limit(),
+                # Raw strings (the payloads, most of the file) in zstd rather than DuckDB's
+                # default dictionary+FSST: at 100k charges the first load is a fifth faster
+                # (the checkpoint compresses less expensively), the file a quarter of the
+                # size, and dbt reads the payloads no slower. Other types keep their own.
+                "force_compression": "zstd",
+            },
         }
     )
 
