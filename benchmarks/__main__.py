@@ -218,6 +218,11 @@ def pipeline_env(workdir: Path, url: str, orders: Path) -> dict[str, str]:
     return env
 
 
+# The CarePortals orders step; and the API base of steps that must not reach a sandbox.
+ORDERS_STEP = [PYTHON, "-m", "benchmarks.steps", "orders"]
+NO_SANDBOX = "http://127.0.0.1:9"
+
+
 def run_dir(size: str, run: int) -> Path:
     return BENCH_ROOT / "runs" / f"{size}-{run}"
 
@@ -254,7 +259,7 @@ def loads(size: str, run: int, url: str, dataset: dict, args, logs: Path) -> dic
             f"= {out['naive']['objects_per_second']:,.0f}/s, peak {peak:,.0f} MB")  # fmt: skip
         shutil.rmtree(naive_dir, ignore_errors=True)
     if parts & {"dbt", "publish", "webhook"}:
-        run_child([PYTHON, "-m", "benchmarks.steps", "orders"], env, step_log)
+        run_child(ORDERS_STEP, env, step_log)
     if "incremental" in parts:
         changes = api_post(url, "/v1/test_helpers/advance",
                            {"seconds": 86_400, "changes": args.changes})  # fmt: skip
@@ -266,6 +271,15 @@ def loads(size: str, run: int, url: str, dataset: dict, args, logs: Path) -> dic
                               "events": changes["events"]}  # fmt: skip
         log(f"  {result['seconds']:.2f} s ({result['objects']:,} rows), peak {peak:,.0f} MB")
     return out
+
+
+def reused(size: str, run: int, dataset: dict, logs: Path) -> dict[str, Any]:
+    """`--reuse-loads`: the run's warehouse as the last benchmark's loads left it, with the
+    orders, which a load-only benchmark did not bring (a merge: again is a no-op)."""
+    workdir = run_dir(size, run)
+    env = pipeline_env(workdir, NO_SANDBOX, dataset["folder"] / "careportals_orders.csv")
+    run_child(ORDERS_STEP, env, logs / f"{size}-{run}.log")
+    return {"workdir": str(workdir), "reused": True}
 
 
 @contextlib.contextmanager
@@ -313,7 +327,7 @@ def builds(size: str, run: int, dataset: dict, args, logs: Path) -> dict[str, An
     """With the sandbox stopped (it holds the whole account in memory): `dbt build` of
     every model and test, then the publish of the default tabs."""
     workdir = run_dir(size, run)
-    env = pipeline_env(workdir, "http://127.0.0.1:9", dataset["folder"] / "careportals_orders.csv")
+    env = pipeline_env(workdir, NO_SANDBOX, dataset["folder"] / "careportals_orders.csv")
     step_log = logs / f"{size}-{run}.log"
     out: dict[str, Any] = {}
     if "dbt" in args.parts:
@@ -677,14 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = range(args.runs)
             for run in runs:
                 if args.reuse_loads:
-                    # The orders, which a load-only benchmark did not bring (a merge: again
-                    # is a no-op).
-                    workdir = run_dir(size, run)
-                    orders = dataset["folder"] / "careportals_orders.csv"
-                    run_child([PYTHON, "-m", "benchmarks.steps", "orders"],
-                              pipeline_env(workdir, "http://127.0.0.1:9", orders),
-                              logs / f"{size}-{run}.log")  # fmt: skip
-                    block["runs"].append({"workdir": str(workdir), "reused": True})
+                    block["runs"].append(reused(size, run, dataset, logs))
                     continue
                 # Every run loads the same generated history, from a sandbox started afresh.
                 with sandbox(SIZES[size], logs) as url:
