@@ -54,56 +54,47 @@ def careportals_pipeline(
     )
 
 
-def stripe_load_steps(lists: tuple[str, ...], caught_up: bool = False) -> list[tuple[str, ...]]:
-    """The loads one Stripe run makes, each committed on its own: every list, then the
-    events. A run that dies midway resumes after the last committed list and reads the
-    events from their old cursor, so nothing is fetched twice and nothing is missed.
-
-    An account `caught_up` (every list has its cursor) is read in one load: a run then
-    reads only what changed, and one commit costs less than twelve; one that dies reads
-    those changes again from the same cursors."""
-    from ingestion.stripe_source import STRIPE_LISTS
-
-    if caught_up:
-        return [(*STRIPE_LISTS, "events")]
-    return [(name,) for name in STRIPE_LISTS] + [("events",)]
-
-
-def is_caught_up(pipeline: dlt.Pipeline, account_id: str, lists: tuple[str, ...]) -> bool:
-    """Whether every list in `lists` has a `created` cursor for the account in the
-    pipeline's state (a first load, or one a failure cut short, has not)."""
-    try:
-        resources = pipeline.state.get("sources", {}).get("stripe", {}).get("resources", {})
-    except Exception:  # no state yet
-        return False
-    return bool(lists) and all(
-        account_id in (resources.get(name) or {}).get("created_cursor", {}) for name in lists
-    )
-
-
-def stripe_step_sources(
+def run_stripe_account(
+    pipeline: dlt.Pipeline,
     api_factory,
     settings,
+    *,
     relist_days: int | None = None,
     report: dict | None = None,
+    tables: set[str] | None = None,
     backfill: tuple[int, int] | None = None,
-    caught_up: bool = False,
-):
-    """The dlt source of each step of a Stripe run, in order (see `stripe_load_steps`)."""
-    from ingestion.stripe_source import stripe_source
+) -> dict[str, int]:
+    """One account's Stripe run through the API `api_factory` gives, as loads committed one
+    after another. Each reads the lists in order until it has read
+    `settings.objects_per_commit` objects (the list it is in is read to its end), and the
+    events come after every list. A small account, or one caught up, is one load; a first
+    load of a large one is several. A run that dies midway resumes after the last committed
+    load: those lists are read from their cursors and the events from their old cursor, so
+    nothing is missed and at most one load is read twice. `tables` limits the run to those
+    raw tables. The rows loaded per table."""
+    from ingestion.load_history import rows_by_table
+    from ingestion.stripe_source import STRIPE_LISTS, LoadBudget, stripe_source
 
-    backfill = backfill or settings.backfill
-    combine = caught_up and not settings.full_refresh and not backfill
-    for step in stripe_load_steps(settings.lists, combine):
-        yield stripe_source(
+    pending = [name for name in (*STRIPE_LISTS, "events") if tables is None or name in tables]
+    rows: dict[str, int] = {}
+    finish_pending(pipeline)
+    while pending:
+        budget = LoadBudget(settings.objects_per_commit)
+        source = stripe_source(
             api_factory,
             lists=settings.lists,
             from_start=settings.full_refresh,
             events=settings.events,
             relist_days=settings.relist_days if relist_days is None else relist_days,
             report=report,
-            backfill=backfill,
-        ).with_resources(*step)
+            backfill=backfill or settings.backfill,
+            budget=budget,
+        ).with_resources(*pending)
+        pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
+        for table, count in rows_by_table(pipeline).items():
+            rows[table] = rows.get(table, 0) + count
+        pending = budget.deferred
+    return rows
 
 
 def stripe_webhooks_pipeline(
@@ -118,19 +109,6 @@ def stripe_webhooks_pipeline(
     )
 
 
-def run_stripe_load(pipeline: dlt.Pipeline, api_factory, settings) -> dict[str, int]:
-    """One account's Stripe run through the API `api_factory` gives. The rows loaded per
-    table."""
-    from ingestion.load_history import rows_by_table
-
-    rows: dict[str, int] = {}
-    finish_pending(pipeline)
-    for source in stripe_step_sources(api_factory, settings):
-        pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
-        rows.update(rows_by_table(pipeline))
-    return rows
-
-
 def load_stripe_accounts(
     pipeline: dlt.Pipeline,
     settings,
@@ -141,14 +119,12 @@ def load_stripe_accounts(
     backfill: tuple[int, int] | None = None,
 ) -> list:
     """A Stripe run over every configured account (see `ingestion.accounts`), each account's
-    steps committed on their own. An account that fails is recorded in its outcome and the
-    next one is loaded; the outcomes are returned in order. `tables` limits the steps to
-    those raw tables (a partial materialization); `backfill` re-reads a range of the past
-    (also `STRIPE_BACKFILL`)."""
+    loads committed on their own (see `run_stripe_account`). An account that fails is
+    recorded in its outcome and the next one is loaded; the outcomes are returned in order.
+    `tables` limits the run to those raw tables (a partial materialization); `backfill`
+    re-reads a range of the past (also `STRIPE_BACKFILL`)."""
     from ingestion.accounts import AccountOutcome, each_account, error_message, stripe_accounts
     from ingestion.connect import open_stripe
-    from ingestion.load_history import rows_by_table
-    from ingestion.stripe_source import STRIPE_LISTS
 
     def open_api(account):
         return open_stripe(settings, account)
@@ -157,18 +133,17 @@ def load_stripe_accounts(
     loaded: list[AccountOutcome] = []
     for api, outcome in each_account(accounts, open_api, loaded):
         try:
-            finish_pending(pipeline)
-            every_table = tables is None or {*STRIPE_LISTS, "events"} <= tables
-            caught_up = every_table and is_caught_up(pipeline, outcome.account_id, settings.lists)
-            steps = stripe_step_sources(
-                lambda api=api: api, settings, relist_days, report, backfill, caught_up
+            rows = run_stripe_account(
+                pipeline,
+                lambda api=api: api,
+                settings,
+                relist_days=relist_days,
+                report=report,
+                tables=tables,
+                backfill=backfill,
             )
-            for source in steps:
-                if tables is not None and not set(source.selected_resources) & tables:
-                    continue
-                pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
-                for table, count in rows_by_table(pipeline).items():
-                    outcome.rows[table] = outcome.rows.get(table, 0) + count
+            for table, count in rows.items():
+                outcome.rows[table] = outcome.rows.get(table, 0) + count
         except Exception as err:
             log.error("Stripe %s failed: %s", outcome.account_id, error_message(err))
             outcome.error, outcome.exception = error_message(err), err

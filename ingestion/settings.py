@@ -85,6 +85,9 @@ class StripeSettings:
     include_platform: bool = True
     # Re-read only the objects created in [start, end) (unix seconds); cursors stay put.
     backfill: tuple[int, int] | None = None
+    # A load is committed once it has read this many objects (at the end of the list it is
+    # in): what a killed run may read again, against a fixed cost per load (0 = each list).
+    objects_per_commit: int = 50_000
 
     @classmethod
     def from_env(cls) -> StripeSettings:
@@ -113,6 +116,9 @@ class StripeSettings:
             "backoff_seconds": float(env.get("STRIPE_RETRY_BACKOFF_SECONDS", cls.backoff_seconds)),
             "events": env.get("STRIPE_EVENTS", "1").strip().lower() in TRUE_WORDS,
             "relist_days": _int_env(env, "STRIPE_RELIST_DAYS", 0),
+            "objects_per_commit": _int_env(
+                env, "STRIPE_OBJECTS_PER_COMMIT", cls.objects_per_commit
+            ),
             "orders_path": Path(orders) if orders else None,
             "sandbox_settings": sandbox,
         }

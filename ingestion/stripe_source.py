@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
@@ -53,6 +54,32 @@ DAY = 86_400
 EVENTS_OVERLAP_SECONDS = 300
 # Stripe keeps events 30 days; an events cursor older than this re-lists the mutable lists.
 EVENTS_STALE_SECONDS = 25 * DAY
+
+# The lists are read one after another, in the order above, and the events last (dlt's
+# default interleaves a source's resources): a load's budget (`LoadBudget`) is then spent in
+# list order, and the events are read once every list of the load is.
+dlt.config["sources.stripe.extract.next_item_mode"] = "fifo"
+
+
+@dataclass
+class LoadBudget:
+    """How many objects one load reads before it is committed. A list is always read to its
+    end; once `objects` are read, the lists after it wait for the next load (`deferred`, in
+    order, the events last). At least one list is read per load; 0 reads one per load."""
+
+    objects: int
+    read: int = 0
+    lists: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+    def admits(self, name: str) -> bool:
+        """Whether the list (or the events) `name` is read in this load."""
+        if self.deferred or (self.lists and self.read >= self.objects):
+            self.deferred.append(name)
+            return False
+        self.lists.append(name)
+        return True
+
 
 RAW_SCHEMA = pa.schema(
     [
@@ -131,10 +158,12 @@ def stripe_list_resource(
     from_start: bool = False,
     relist_days: int = 0,
     backfill: tuple[int, int] | None = None,
+    budget: LoadBudget | None = None,
 ) -> Any:
     """A dlt resource that loads one Stripe list incrementally by `created` (or in full with
     `from_start`, or the objects created in the `backfill` range, cursors left alone); with
-    `read=False` it only makes sure the (empty) raw table exists."""
+    `read=False` it only makes sure the (empty) raw table exists. A list the load's `budget`
+    defers yields nothing and keeps its cursor."""
 
     @dlt.resource(
         name=list_name,
@@ -152,6 +181,8 @@ def stripe_list_resource(
     def objects() -> Iterator[pa.Table]:
         if not read:
             yield RAW_SCHEMA.empty_table()
+            return
+        if budget is not None and not budget.admits(list_name):
             return
         api = api_factory()
         account_id = api.account_id
@@ -174,9 +205,13 @@ def stripe_list_resource(
         if backfill:
             # A range of the past read again: the cursors of the regular runs stay put.
             params["created[gte]"], params["created[lt]"] = backfill
-            yield from _batches(api.iter_pages(list_name, params), account_id, {}, clock)
+            progress = {}
+        for table in _batches(api.iter_pages(list_name, params), account_id, progress, clock):
+            if budget is not None:
+                budget.read += table.num_rows
+            yield table
+        if backfill:
             return
-        yield from _batches(api.iter_pages(list_name, params), account_id, progress, clock)
         # Only a list read to its end moves the cursor.
         if progress["max_created"]:
             cursors[account_id] = progress["max_created"]
@@ -188,9 +223,14 @@ def stripe_list_resource(
 
 
 def stripe_events_resource(
-    api_factory: Callable[[], StripeApi], *, read: bool = True, report: dict | None = None
+    api_factory: Callable[[], StripeApi],
+    *,
+    read: bool = True,
+    report: dict | None = None,
+    budget: LoadBudget | None = None,
 ) -> Any:
-    """The Events feed: `/v1/events` from the events cursor (less the overlap) to now."""
+    """The Events feed: `/v1/events` from the events cursor (less the overlap) to now; in a
+    later load when the `budget` deferred a list (the events come after every list)."""
 
     @dlt.resource(
         name="events",
@@ -202,6 +242,8 @@ def stripe_events_resource(
     def events() -> Iterator[pa.Table]:
         if not read:
             yield EVENTS_SCHEMA.empty_table()
+            return
+        if budget is not None and not budget.admits("events"):
             return
         api = api_factory()
         account_id = api.account_id
@@ -243,6 +285,7 @@ def stripe_source(
     relist_days: int = 0,
     report: dict | None = None,
     backfill: tuple[int, int] | None = None,
+    budget: LoadBudget | None = None,
 ) -> Any:
     """One raw table per Stripe list, and the `events` table. The lists in `lists` are read
     through the API that `api_factory` builds (lazily: no request is made until the pipeline
@@ -251,7 +294,8 @@ def stripe_source(
     to re-read after trouble; the merge keeps nothing twice. `relist_days` re-reads the
     mutable objects created in that many days. `backfill` re-reads only the objects created in
     that range (no events: they are for changes since the last run). `report` collects what
-    a run noticed."""
+    a run noticed. With a `budget`, the load reads lists until it has read that many objects
+    and defers the rest (see `LoadBudget`)."""
     resources = [
         stripe_list_resource(
             name,
@@ -260,8 +304,10 @@ def stripe_source(
             from_start=from_start,
             relist_days=relist_days,
             backfill=backfill,
+            budget=budget,
         )
         for name in STRIPE_LISTS
     ]
     read_events = events and backfill is None
-    return [*resources, stripe_events_resource(api_factory, read=read_events, report=report)]
+    feed = stripe_events_resource(api_factory, read=read_events, report=report, budget=budget)
+    return [*resources, feed]

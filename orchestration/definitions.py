@@ -86,9 +86,10 @@ def _unused_api() -> None:
 )
 def stripe_raw(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
     """Every Stripe list, incrementally by `created`, and the Events feed, merged on
-    (account_id, id), for every configured account; each list of each account is committed
-    on its own (see `stripe_load_steps`). An account that fails is reported (metadata, log
-    and the `every_account_loaded` check) and the others are loaded."""
+    (account_id, id), for every configured account; each account's lists are committed in
+    loads of about `STRIPE_OBJECTS_PER_COMMIT` objects (see `run_stripe_account`). An
+    account that fails is reported (metadata, log and the `every_account_loaded` check) and
+    the others are loaded."""
     check_writable()
     pipeline, started_at = stripe_pipeline(), dt.datetime.now(dt.UTC)
     tables = {key.path[-1] for key in context.selected_asset_keys}

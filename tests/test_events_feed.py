@@ -14,7 +14,7 @@ import duckdb
 import httpx
 import pytest
 
-from ingestion.pipelines import run_stripe_load, stripe_pipeline
+from ingestion.pipelines import run_stripe_account, stripe_pipeline
 from ingestion.settings import Secret, StripeSettings
 from ingestion.stripe_api import StripeApi
 from sandbox.generator import DAY
@@ -125,7 +125,7 @@ def _load(state: SandboxState, url: str, tmp_path: Path, **settings_args) -> Non
                               orders_path=None, **settings_args)  # fmt: skip
     api = StripeApi(settings.api_key, url)
     try:
-        run_stripe_load(stripe_pipeline(tmp_path / "w.duckdb", tmp_path / "dlt"), lambda: api,
+        run_stripe_account(stripe_pipeline(tmp_path / "w.duckdb", tmp_path / "dlt"), lambda: api,
                         settings)  # fmt: skip
     finally:
         api.close()

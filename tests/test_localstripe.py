@@ -17,7 +17,7 @@ import pytest
 from ingestion.landing import webhook_landing_source
 from ingestion.pipelines import (
     LOADER_FILE_FORMAT,
-    run_stripe_load,
+    run_stripe_account,
     stripe_pipeline,
     stripe_webhooks_pipeline,
 )
@@ -110,7 +110,7 @@ def test_localstripe_webhooks_verify_and_land_and_its_objects_load(
         lists=LISTS, account_id=ACCOUNT, full_refresh=True,
     )  # fmt: skip
     api = StripeApi(settings.api_key, localstripe, account_id=ACCOUNT)
-    run_stripe_load(stripe_pipeline(), lambda: api, settings)
+    run_stripe_account(stripe_pipeline(), lambda: api, settings)
     api.close()
     con = duckdb.connect(str(database), read_only=True)
     try:

@@ -20,16 +20,19 @@ from sandbox.webhooks import Faults
 
 LOAD = """
 from ingestion.connect import open_stripe
-from ingestion.pipelines import run_stripe_load, stripe_pipeline
+from ingestion.pipelines import run_stripe_account, stripe_pipeline
 from ingestion.settings import StripeSettings
 settings = StripeSettings.from_env()
 api = open_stripe(settings)
-run_stripe_load(stripe_pipeline(), lambda: api, settings)
+run_stripe_account(stripe_pipeline(), lambda: api, settings)
 """
 
 
-@pytest.mark.parametrize("delay", [0.3, 1.2])
-def test_a_load_killed_midway_resumes_with_exact_counts(tmp_path: Path, dataset: Path, delay):
+# One list per load, and loads of about 100 objects (the customers, then the lists after).
+@pytest.mark.parametrize(("delay", "per_commit"), [(0.3, "0"), (1.2, "100")])
+def test_a_load_killed_midway_resumes_with_exact_counts(
+    tmp_path: Path, dataset: Path, delay, per_commit
+):
     # Every answer is slowed down so that the kill lands in the middle of the lists.
     state = SandboxState(dataset, faults=Faults(slow=1.0, slow_seconds=0.15))
     root = Path(__file__).resolve().parents[1]
@@ -41,6 +44,7 @@ def test_a_load_killed_midway_resumes_with_exact_counts(tmp_path: Path, dataset:
             "STRIPE_API_BASE": sandbox.url,
             "DUCKDB_PATH": str(database),
             "DLT_PIPELINES_DIR": str(tmp_path / "dlt"),
+            "STRIPE_OBJECTS_PER_COMMIT": per_commit,
         }
         process = subprocess.Popen([sys.executable, "-c", LOAD], cwd=root, env=env)
         deadline = time.monotonic() + 60
@@ -101,3 +105,49 @@ def test_what_a_killed_run_extracted_is_loaded_before_the_next_step(tmp_path: Pa
         con.close()
     truth = json.loads((Path(sandbox.state.folder) / "ground_truth.json").read_text())
     assert (customers, products) == (truth["counts"]["customers"], truth["counts"]["products"])
+
+
+def _committed_tables(pipeline) -> list[list[str]]:
+    """The raw tables each committed load wrote rows to, in load order."""
+    loads = []
+    for load_id in sorted(pipeline.list_completed_load_packages()):
+        jobs = pipeline.get_load_package_info(load_id).jobs["completed_jobs"]
+        tables = {job.job_file_info.table_name for job in jobs if job.file_size > 0}
+        loads.append(sorted(t for t in tables if not t.startswith("_dlt")))
+    return loads
+
+
+def test_loads_are_committed_by_objects_read(tmp_path: Path, sandbox, truth, monkeypatch):
+    """A small account's first load is one commit; with a smaller `STRIPE_OBJECTS_PER_COMMIT`
+    each load reads lists until it has read that many objects, the events come after every
+    list, and the rows are the same."""
+    from ingestion.pipelines import run_stripe_account, stripe_pipeline
+    from ingestion.settings import Secret, StripeSettings
+    from ingestion.stripe_api import StripeApi
+    from ingestion.stripe_source import STRIPE_LISTS
+
+    monkeypatch.setenv("STRIPE_API_KEY", SANDBOX_API_KEY)
+    monkeypatch.setenv("STRIPE_API_BASE", sandbox.url)
+    counts = {name: truth["counts"][name] for name in STRIPE_LISTS}
+    per_load = {}
+    for per_commit in ("", "0", "300"):
+        monkeypatch.setenv("STRIPE_OBJECTS_PER_COMMIT", per_commit)
+        settings = StripeSettings.from_env()
+        api = StripeApi(Secret(SANDBOX_API_KEY), sandbox.url)
+        database = tmp_path / f"w{per_commit}.duckdb"
+        pipeline = stripe_pipeline(database, tmp_path / f"dlt{per_commit}")
+        rows = run_stripe_account(pipeline, lambda api=api: api, settings)
+        api.close()
+        assert {name: rows[name] for name in STRIPE_LISTS} == counts, per_commit
+        per_load[per_commit] = _committed_tables(pipeline)
+    # The default (50,000 objects) holds this account in one load; 0 is one list per load.
+    assert per_load[""] == [sorted([*counts, "events"])]
+    assert per_load["0"] == [[name] for name in counts] + [["events"]]
+    # 300: each load ends with the list that took it to 300 objects; the events in the last.
+    expected, load, read = [], [], 0
+    for name, count in counts.items():
+        load, read = [*load, name], read + count
+        if read >= 300:
+            expected, load, read = [*expected, sorted(load)], [], 0
+    expected.append(sorted([*load, "events"]))
+    assert per_load["300"] == expected
