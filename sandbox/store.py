@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import json
 import multiprocessing
 import os
@@ -118,7 +119,10 @@ def _write_objects(data: Dataset, folder: Path, names: list[str]) -> None:
         objs = data.objects[name]
         with open(folder / "objects" / f"{name}.jsonl", "wb") as out:
             for i in range(0, len(objs), _WRITE_CHUNK):
-                out.write(b"".join([orjson.dumps(o) + b"\n" for o in objs[i : i + _WRITE_CHUNK]]))
+                chunk = objs[i : i + _WRITE_CHUNK]
+                out.write(
+                    b"".join([orjson.dumps(o, option=orjson.OPT_APPEND_NEWLINE) for o in chunk])
+                )
 
 
 def _start_writers(data: Dataset, folder: Path) -> list:
@@ -190,7 +194,8 @@ def write_orders_csv(orders: list[dict], path: Path) -> None:
         writer = csv.writer(out)
         writer.writerow(ORDER_COLUMNS)
         for o in orders:
-            created = dt.datetime.fromtimestamp(o["created_at"], dt.UTC)
+            day, second = divmod(o["created_at"], 86_400)
+            hour, second = divmod(second, 3_600)
             writer.writerow(
                 [
                     o["order_id"],
@@ -198,11 +203,17 @@ def write_orders_csv(orders: list[dict], path: Path) -> None:
                     major_units(o["total_minor"], o["currency"]),
                     o["currency"].upper(),
                     o["status"],
-                    created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    f"{_utc_date(day)}T{hour:02d}:{second // 60:02d}:{second % 60:02d}Z",
                     o["product"],
                     o["category"],
                 ]
             )
+
+
+@functools.cache
+def _utc_date(day: int) -> str:
+    """The UTC date ("2026-11-01") of a day counted from the epoch."""
+    return dt.datetime.fromtimestamp(day * 86_400, dt.UTC).strftime("%Y-%m-%d")
 
 
 def load_ground_truth(folder: Path) -> dict:
