@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from sandbox import settings
+from sandbox import generator, settings
 from sandbox.server import SANDBOX_API_KEY, SandboxServer, SandboxState
 from sandbox.store import dataset_dir, ensure_dataset
 from sandbox.webhooks import Faults
@@ -130,6 +130,8 @@ def _advance(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    # This process is the sandbox: what it builds may stay out of the collector's walks.
+    generator.freeze_after_pause = True
     code = main()
     if _GENERATED:
         # The dataset's files are complete (its manifest is written last): the process

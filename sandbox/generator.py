@@ -918,6 +918,13 @@ def generate(seed: int = 42, charges: int = 2_000) -> Dataset:
     return generate_story(seed, charges).data
 
 
+# Whether what a pause built moves to the collector's permanent generation as the pause ends.
+# Only a process that is the sandbox (`python -m sandbox`) sets it: freezing keeps every
+# object alive at that moment out of later collections, which a process that hosts the
+# sandbox (a test run) should not have done to its own objects.
+freeze_after_pause = False
+
+
 @contextlib.contextmanager
 def gc_paused():
     """Python's cyclic garbage collector held off while millions of long-lived, acyclic objects
@@ -928,10 +935,10 @@ def gc_paused():
     try:
         yield
     finally:
-        # What was built moves to the collector's permanent generation: otherwise the first
-        # collection after this walks all of it (a second per 100k charges), and later full
-        # ones again. The objects are still freed by reference counting.
-        gc.freeze()
+        if freeze_after_pause:
+            # Otherwise the first collection after this walks all that was built (a second
+            # per 100k charges), and later full ones again. Still freed by reference counts.
+            gc.freeze()
         if was_enabled:
             gc.enable()
 
