@@ -14,8 +14,6 @@ Layout of a dataset folder:
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import functools
 import json
 import multiprocessing
 import os
@@ -27,7 +25,7 @@ import orjson
 
 from sandbox import catalog
 from sandbox.generator import OBJECT_TYPES, Dataset, generate
-from sandbox.truth import ground_truth
+from sandbox.truth import ground_truth, utc_date
 
 FORMAT_VERSION = 5
 ORDERS_FILE = "careportals_orders.csv"
@@ -203,17 +201,11 @@ def write_orders_csv(orders: list[dict], path: Path) -> None:
                     major_units(o["total_minor"], o["currency"]),
                     o["currency"].upper(),
                     o["status"],
-                    f"{_utc_date(day)}T{hour:02d}:{second // 60:02d}:{second % 60:02d}Z",
+                    f"{utc_date(day)}T{hour:02d}:{second // 60:02d}:{second % 60:02d}Z",
                     o["product"],
                     o["category"],
                 ]
             )
-
-
-@functools.cache
-def _utc_date(day: int) -> str:
-    """The UTC date ("2026-11-01") of a day counted from the epoch."""
-    return dt.datetime.fromtimestamp(day * 86_400, dt.UTC).strftime("%Y-%m-%d")
 
 
 def load_ground_truth(folder: Path) -> dict:
