@@ -131,6 +131,10 @@ class _Story:
     def __init__(self, seed: int, charges: int, account_id: str) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
+        # What ids, order ids and emails are derived from: the seed, or for one part of a
+        # story told in parts (`part`), the seed and the part.
+        self.id_space = str(seed)
+        self.customer_index = itertools.count()
         self.target_charges = charges
         self.counters: dict[str, int] = {}
         # The story's clock: NOW while the history is generated, later once time advances.
@@ -155,7 +159,7 @@ class _Story:
         # The digest of f"{seed}:{prefix}:{n}", from a copy of the one fed the common start.
         base = self._id_digests.get((prefix, length))
         if base is None:
-            base = hashlib.blake2b(f"{self.seed}:{prefix}:".encode(), digest_size=length)
+            base = hashlib.blake2b(f"{self.id_space}:{prefix}:".encode(), digest_size=length)
             self._id_digests[(prefix, length)] = base
         digest = base.copy()
         digest.update(b"%d" % n)
@@ -165,7 +169,7 @@ class _Story:
         # CarePortals order ids are 24-hex-digit document ids.
         n = self.counters.get("order", 0) + 1
         self.counters["order"] = n
-        return hashlib.blake2b(f"{self.seed}:order:{n}".encode(), digest_size=12).hexdigest()
+        return hashlib.blake2b(f"{self.id_space}:order:{n}".encode(), digest_size=12).hexdigest()
 
     def pick(self, weights: _Weights) -> Any:
         # The draw `rng.choices(keys, weights)[0]` makes (one random() and a bisection of the
@@ -177,6 +181,16 @@ class _Story:
 
     def moment(self, low: int, high: int) -> int:
         return self.rng.randint(low, max(low, high))
+
+    def enter_part(self, part: int, parts: int) -> None:
+        """From here on, tell part `part` of `parts`: its own random draws and ids (the
+        catalogue, built before, is the account's and the same in every part), and every
+        `parts`-th customer number, so that emails stay unique across the parts."""
+        self.rng = random.Random(f"{self.seed}:part:{part}/{parts}")
+        self.id_space = f"{self.seed}.{part}/{parts}"
+        self.counters = {}
+        self._id_digests = {}
+        self.customer_index = itertools.count(part, parts)
 
     # -- catalogue and customers ----------------------------------------------------------
 
@@ -218,7 +232,7 @@ class _Story:
             )
 
     def build_customers(self, count: int) -> None:
-        for i in range(count):
+        for i in itertools.islice(self.customer_index, count):
             currency = self.pick(_CURRENCIES)
             first = self.rng.choice(catalog.FIRST_NAMES)
             last = self.rng.choice(catalog.LAST_NAMES)
@@ -590,7 +604,7 @@ class _Story:
                 meta = {"category": offering.category}
                 if case == "orphan_unknown_order":
                     meta["resourceId"] = hashlib.blake2b(
-                        f"{self.seed}:unknown:{created}".encode(), digest_size=12
+                        f"{self.id_space}:unknown:{created}".encode(), digest_size=12
                     ).hexdigest()
                 for ch in self.pay(
                     cus,
@@ -913,9 +927,30 @@ def account_id_for(seed: int) -> str:
     return "acct_" + hashlib.blake2b(f"account:{seed}".encode(), digest_size=8).hexdigest()[:16]
 
 
-def generate(seed: int = 42, charges: int = 2_000) -> Dataset:
+# A story of this many charges or more is told in parts of about this many charges each, with
+# draws and ids of their own: the parts of a large account are generated side by side, each in
+# a process of its own (sandbox.store), and a process that needs the whole story (time
+# advancing) tells them one after the other and joins them. The number of parts depends only
+# on the size, so an account is the same on any machine.
+PART_CHARGES = 250_000
+# The lists every part holds the same objects of (built before the parts part ways).
+CATALOG_LISTS = ("products", "prices", "coupons")
+
+
+def story_parts(charges: int) -> int:
+    """How many parts an account of `charges` charges is told in."""
+    return max(1, charges // PART_CHARGES)
+
+
+def account_of(seed: int, charges: int) -> Dataset:
+    """The account of (seed, charges) with none of its objects: what a process that has its
+    story's parts told elsewhere knows of it."""
+    return _Story(seed, charges, account_id_for(seed)).data
+
+
+def generate(seed: int = 42, charges: int = 2_000, parts: int | None = None) -> Dataset:
     """Generate an account with about `charges` charges (all other objects in proportion)."""
-    return generate_story(seed, charges).data
+    return generate_story(seed, charges, parts).data
 
 
 # Whether what a pause built moves to the collector's permanent generation as the pause ends.
@@ -943,22 +978,61 @@ def gc_paused():
             gc.enable()
 
 
-def generate_story(seed: int = 42, charges: int = 2_000) -> _Story:
+def generate_story(seed: int = 42, charges: int = 2_000, parts: int | None = None) -> _Story:
     """The generated account with the story that made it, which time can advance."""
+    parts = story_parts(charges) if parts is None else parts
     with gc_paused():
-        return _generate_story(seed, charges)
+        if parts == 1:
+            return _generate_story(seed, charges)
+        return _joined([_generate_story(seed, charges, part, parts) for part in range(parts)])
 
 
-def _generate_story(seed: int, charges: int) -> _Story:
+def generate_part(seed: int, charges: int, part: int, parts: int) -> _Story:
+    """Part `part` (from 0) of the story of an account told in `parts` parts."""
+    with gc_paused():
+        return _generate_story(seed, charges, part, parts)
+
+
+def _share(total: int, part: int, parts: int) -> int:
+    return total // parts + (part < total % parts)
+
+
+def _generate_story(seed: int, charges: int, part: int = 0, parts: int = 1) -> _Story:
     story = _Story(seed, charges, account_id_for(seed))
     story.build_catalog()
-    story.build_customers(max(20, charges // 4))
+    if parts > 1:
+        story.enter_part(part, parts)
+    share = _share(charges, part, parts)
+    story.build_customers(_share(max(20, charges // 4), part, parts))
     # Subscriptions bill about 35% of all charges; one-off orders make the rest.
-    story.subscriptions(max(4, charges // 30))
-    remaining = max(10, charges - len(story.out["charges"]))
+    story.subscriptions(max(4, share // 30))
+    remaining = max(10, share - len(story.out["charges"]))
     story.one_off_orders(int(remaining / 1.13))
     story.disputes()
+    _sort(story)
+    return story
+
+
+def _sort(story: _Story) -> None:
     for name in OBJECT_TYPES:
         story.out[name].sort(key=operator.itemgetter("created", "id"), reverse=True)
     story.data.orders.sort(key=operator.itemgetter("created_at", "order_id"))
+
+
+def _joined(stories: list[_Story]) -> _Story:
+    """The parts of a story as one story: the first part's catalogue and everyone's objects,
+    customers, orders and billing schedule. Time advancing takes new ids from a space of its
+    own, so they never meet a part's."""
+    story = stories[0]
+    for other in stories[1:]:
+        for name in OBJECT_TYPES:
+            if name not in CATALOG_LISTS:
+                story.out[name] += other.out[name]
+        story.customers += other.customers
+        story.data.orders += other.data.orders
+        story.data.mrr_schedule += other.data.mrr_schedule
+    _sort(story)
+    story.id_space = f"{story.seed}.after/{len(stories)}"
+    story.counters = {}
+    story._id_digests = {}
     return story

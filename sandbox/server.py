@@ -38,7 +38,7 @@ import orjson
 
 from sandbox import activity
 from sandbox.generator import DAY, NOW, OBJECT_TYPES, gc_paused, generate_story
-from sandbox.store import ORDERS_FILE, connected_folders, write_orders_csv
+from sandbox.store import ORDERS_FILE, connected_folders, object_files, write_orders_csv
 from sandbox.truth import ground_truth
 from sandbox.webhooks import (
     Deliverer,
@@ -432,8 +432,10 @@ class SandboxState:
             return
         with gc_paused():
             for name in OBJECT_TYPES:
-                with open(folder / "objects" / f"{name}.jsonl", "rb") as f:
-                    lines = [line.rstrip(b"\n") for line in f if line.strip()]
+                lines = []
+                for path in object_files(folder, name):
+                    with open(path, "rb") as f:
+                        lines += [line.rstrip(b"\n") for line in f if line.strip()]
                 self.collections[name] = Collection.from_lines(name, lines)
         self.collections["events"] = Collection.from_lines("events", [])
 
@@ -464,7 +466,11 @@ class SandboxState:
             for name in loaded:
                 del self.collections[name]
             _release_freed_memory()
-            self.story = generate_story(self.manifest["seed"], self.manifest["charges_requested"])
+            self.story = generate_story(
+                self.manifest["seed"],
+                self.manifest["charges_requested"],
+                self.manifest.get("parts", 1),
+            )
             if loaded:
                 self._serve_story()
         return self.story

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
 from typing import Any
 
-from sandbox.generator import OBJECT_TYPES, Dataset
+from sandbox.generator import CATALOG_LISTS, OBJECT_TYPES, Dataset
 
 _MRR_PLACES = Decimal("0.0001")
 
@@ -35,7 +35,8 @@ def utc_date(day: int) -> str:
 
 def monthly_settlement(data: Dataset) -> dict[str, dict[str, dict[str, int]]]:
     """Per settlement currency and UTC month: gross, refunds in the period view (the refund's
-    month) and the cohort view (the refunded charge's month), disputes, fees and net."""
+    month) and the cohort view (the refunded charge's month), disputes, fees and net (the
+    months in order only once `ground_truth_of` has them)."""
     charge_created = {c["id"]: c["created"] for c in data.objects["charges"]}
     refund_charge = {r["id"]: r["charge"] for r in data.objects["refunds"]}
     months: dict[str, dict[str, dict[str, int]]] = defaultdict(
@@ -58,8 +59,7 @@ def monthly_settlement(data: Dataset) -> dict[str, dict[str, dict[str, int]]]:
         month["fees"] += txn["fee"]
         month["net"] += txn["net"]
     return {
-        currency: {m: dict(v) for m, v in sorted(by_month.items())}
-        for currency, by_month in sorted(months.items())
+        currency: {m: dict(v) for m, v in by_month.items()} for currency, by_month in months.items()
     }
 
 
@@ -87,14 +87,13 @@ def _mrr_of(phase: dict[str, Any]) -> Decimal:
     return mrr
 
 
-def mrr_monthly(data: Dataset) -> dict[str, dict[str, str]]:
+def mrr_monthly(schedule: list[dict[str, Any]], now: int) -> dict[str, dict[str, str]]:
     """MRR per currency and UTC month, measured at the month's end, for every month that ended
-    before the sandbox's now, from the generator's own billing schedule (not the objects)."""
-    schedule = data.mrr_schedule
+    before the sandbox's `now`, from the generator's own billing schedule (not the objects)."""
     if not schedule:
         return {}
     totals: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    months = _month_starts(min(p["starts"] for p in schedule), data.now)
+    months = _month_starts(min(p["starts"] for p in schedule), now)
     # Each phase's MRR once, not once per month it is live in.
     phases = [(p["starts"], p["ends"], p["currency"], _mrr_of(p)) for p in schedule]
     # The last month (the current one) has not ended: it is not measured.
@@ -113,6 +112,12 @@ def mrr_monthly(data: Dataset) -> dict[str, dict[str, str]]:
 
 def ground_truth(data: Dataset) -> dict[str, Any]:
     """Counts and per-currency totals (minor units) of a generated account."""
+    return ground_truth_of(data, [sums(data)], data.mrr_schedule)
+
+
+def sums(data: Dataset) -> dict[str, Any]:
+    """The additive part of the ground truth (counts and totals, nested dicts of integers) of
+    an account or of one part of its story: the parts' sums add up to the account's."""
     settlement: dict[str, dict[str, int]] = defaultdict(_money)
     for txn in data.objects["balance_transactions"]:
         totals = settlement[txn["currency"]]
@@ -162,15 +167,50 @@ def ground_truth(data: Dataset) -> dict[str, Any]:
     counts = {name: len(data.objects[name]) for name in OBJECT_TYPES}
     counts["orders"] = len(data.orders)
     return {
+        "counts": counts,
+        "settlement": dict(settlement),
+        "settlement_monthly": monthly_settlement(data),
+        "presentment": dict(presentment),
+        "payments": dict(payments),
+    }
+
+
+def _add(total: dict[str, Any], more: dict[str, Any]) -> None:
+    for key, value in more.items():
+        if isinstance(value, dict):
+            _add(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0) + value
+
+
+def _in_order(by_key: dict[str, Any]) -> dict[str, Any]:
+    return dict(sorted(by_key.items()))
+
+
+def ground_truth_of(
+    data: Dataset, parts: list[dict[str, Any]], mrr_schedule: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ground truth of the account `data` from the `sums` of its story's parts (a part
+    counts its own objects, the catalogue's included: the catalogue is counted once) and the
+    whole billing schedule."""
+    total: dict[str, Any] = {}
+    for part in parts:
+        _add(total, part)
+    for name in CATALOG_LISTS:
+        total["counts"][name] = parts[0]["counts"][name]
+    return {
         "seed": data.seed,
         "charges_requested": data.charges_requested,
         "account_id": data.account["id"],
         "now": data.now,
         "deleted_customers": sorted(data.deleted_customers),
-        "counts": counts,
-        "settlement": dict(sorted(settlement.items())),
-        "settlement_monthly": monthly_settlement(data),
-        "presentment": dict(sorted(presentment.items())),
-        "payments": dict(sorted(payments.items())),
-        "mrr_monthly": mrr_monthly(data),
+        "counts": total["counts"],
+        "settlement": _in_order(total["settlement"]),
+        "settlement_monthly": {
+            currency: _in_order(months)
+            for currency, months in _in_order(total["settlement_monthly"]).items()
+        },
+        "presentment": _in_order(total["presentment"]),
+        "payments": _in_order(total["payments"]),
+        "mrr_monthly": mrr_monthly(mrr_schedule, data.now),
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.server import SANDBOX_API_KEY, SandboxServer, SandboxState
-from sandbox.store import ensure_dataset
+from sandbox.store import ensure_dataset, object_files
 
 SEED = 7
 CHARGES = 400
@@ -60,5 +60,8 @@ def set_pipeline_env(mp: pytest.MonkeyPatch, workdir: Path, api_base: str, datas
 
 def read_objects(dataset: Path, list_name: str) -> list[dict]:
     """The generated objects of one list, as the sandbox serves them."""
-    with open(dataset / "objects" / f"{list_name}.jsonl") as f:
-        return [json.loads(line) for line in f]
+    objs = []
+    for path in object_files(dataset, list_name):
+        with open(path) as f:
+            objs += [json.loads(line) for line in f]
+    return objs

@@ -15,7 +15,7 @@ import pytest
 from ingestion.webhooks import ReceiverServer, ReceiverSettings
 from sandbox.generator import DAY
 from sandbox.server import SANDBOX_API_KEY, SandboxServer, SandboxState
-from sandbox.store import connected_folders, ensure_dataset
+from sandbox.store import connected_folders, ensure_dataset, object_files
 from tests.conftest import CHARGES, SEED, set_pipeline_env
 from tests.test_change_capture import run_job
 from tests.test_pipeline import failure_messages, query
@@ -44,8 +44,11 @@ def truths(platform: Path) -> dict[str, dict]:
 
 
 def ids(folder: Path, name: str) -> set[str]:
-    with open(folder / "objects" / f"{name}.jsonl", "rb") as f:
-        return {orjson.loads(line)["id"] for line in f}
+    found = set()
+    for path in object_files(folder, name):
+        with open(path, "rb") as f:
+            found |= {orjson.loads(line)["id"] for line in f}
+    return found
 
 
 def run_stripe_only(webhook_landing_only: bool = False, restage_charges: bool = False):

@@ -11,8 +11,16 @@ from pathlib import Path
 import pytest
 
 from sandbox import catalog
-from sandbox.generator import generate
-from sandbox.store import write_dataset
+from sandbox.generator import OBJECT_TYPES, generate, generate_story
+from sandbox.server import SandboxState
+from sandbox.store import (
+    load_ground_truth,
+    object_files,
+    write_dataset,
+    write_dataset_in_parts,
+    write_orders_csv,
+)
+from sandbox.truth import ground_truth
 from tests.conftest import read_objects
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "stripe" / "fixtures3.json"
@@ -144,3 +152,61 @@ def test_a_data_dir_that_cannot_be_written_is_a_clear_error(tmp_path: Path, caps
     assert main(["generate", "--charges", "50", "--data-dir", str(blocked / "data")]) == 1
     assert "Cannot write the sandbox's dataset under" in capsys.readouterr().err
     assert blocked.read_text() == "not a folder"
+
+
+def _ids_and_counts(folder: Path) -> tuple[Counter, dict[str, int]]:
+    ids: Counter = Counter()
+    counts = {}
+    for name in OBJECT_TYPES:
+        objs = [json.loads(line) for path in object_files(folder, name)
+                for line in path.read_text().splitlines()]  # fmt: skip
+        ids.update(o["id"] for o in objs)
+        counts[name] = len(objs)
+    return ids, counts
+
+
+def test_an_account_told_in_parts_is_one_account(tmp_path: Path):
+    """A large account is told in parts, side by side in processes of their own; the files,
+    the ground truth and the orders are those of the one story the sandbox tells again to
+    advance time, and nothing is shared by two parts that should not be."""
+    write_dataset_in_parts(7, 2_000, tmp_path / "a", parts=3)
+    write_dataset_in_parts(7, 2_000, tmp_path / "b", parts=3)
+    for name in OBJECT_TYPES:
+        for a, b in zip(
+            object_files(tmp_path / "a", name), object_files(tmp_path / "b", name), strict=True
+        ):
+            assert a.read_bytes() == b.read_bytes(), a.name
+    folder = tmp_path / "a"
+    assert json.loads((folder / "manifest.json").read_text())["parts"] == 3
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+    story = generate_story(7, 2_000, parts=3)
+    truth = load_ground_truth(folder)
+    assert truth == ground_truth(story.data)
+    ids, counts = _ids_and_counts(folder)
+    assert max(ids.values()) == 1
+    assert counts == {name: len(story.out[name]) for name in OBJECT_TYPES}
+    assert counts == {name: truth["counts"][name] for name in OBJECT_TYPES}
+    assert len(object_files(folder, "charges")) == 3
+    assert len(object_files(folder, "prices")) == 1
+    emails = Counter(c.obj["email"] for c in story.customers)
+    assert emails.most_common(1)[0][1] == 1
+    write_orders_csv(story.data.orders, tmp_path / "orders.csv")
+    assert (tmp_path / "orders.csv").read_bytes() == (
+        folder / "careportals_orders.csv"
+    ).read_bytes()
+
+    # The sandbox serves every part, and time advancing makes ids no part holds.
+    state = SandboxState(folder)
+    assert len(state.collections["charges"].keys) == counts["charges"]
+    state.advance(7_200, 20)
+    served = {k[1] for name in OBJECT_TYPES for k in state.collections[name].keys}
+    assert len(served) == sum(len(state.collections[n].keys) for n in OBJECT_TYPES) > len(ids)
+    assert load_ground_truth(folder)["counts"]["charges"] > counts["charges"]
+
+
+def test_a_part_that_fails_leaves_nothing_and_says_so(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("sandbox.store.sys.executable", "/bin/false")
+    with pytest.raises(RuntimeError, match=r"part 1 of 2 .* failed \(exit code 1\)"):
+        write_dataset_in_parts(7, 2_000, tmp_path / "data", parts=2)
+    assert list(tmp_path.iterdir()) == []
