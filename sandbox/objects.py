@@ -7,6 +7,7 @@ what it meets in production. Builders take only what varies; the rest is Stripe'
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 API_VERSION = "2025-09-30.clover"
@@ -127,38 +128,51 @@ def price(
 def card_details(
     *, brand: str, funding: str, country: str, last4: str, fingerprint: str, amount: int
 ) -> dict[str, Any]:
-    return {
-        "card": {
-            "amount_authorized": amount,
-            "authorization_code": None,
-            "brand": brand,
-            "checks": {
-                "address_line1_check": None,
-                "address_postal_code_check": "pass",
-                "cvc_check": "pass",
-            },
-            "country": country,
-            "exp_month": 8,
-            "exp_year": 2030,
-            "extended_authorization": {"status": "disabled"},
-            "fingerprint": fingerprint,
-            "funding": funding,
-            "incremental_authorization": {"status": "unavailable"},
-            "installments": None,
-            "last4": last4,
-            "mandate": None,
-            "multicapture": {"status": "unavailable"},
-            "network": brand,
-            "network_token": {"used": False},
-            "network_transaction_id": None,
-            "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
-            "regulated_status": "unregulated",
-            "three_d_secure": None,
-            "transaction_link_id": None,
-            "wallet": None,
-        },
-        "type": "card",
-    }
+    card = _CARD.copy()  # the fields in Stripe's order; those that vary set below
+    card["amount_authorized"] = amount
+    card["brand"] = brand
+    card["country"] = country
+    card["fingerprint"] = fingerprint
+    card["funding"] = funding
+    card["last4"] = last4
+    card["network"] = brand
+    card["overcapture"] = {"maximum_amount_capturable": amount, "status": "unavailable"}
+    return {"card": card, "type": "card"}
+
+
+# The builders of the objects made by the million (charges, their card details, payment
+# intents) copy a template of Stripe's fields in order and set what varies: a dict copied
+# whole is several times cheaper to make than one built key by key. Nested parts that never
+# vary are shared by every object (nothing changes them in place; a change replaces them).
+_CARD: dict[str, Any] = {
+    "amount_authorized": None,
+    "authorization_code": None,
+    "brand": None,
+    "checks": {
+        "address_line1_check": None,
+        "address_postal_code_check": "pass",
+        "cvc_check": "pass",
+    },
+    "country": None,
+    "exp_month": 8,
+    "exp_year": 2030,
+    "extended_authorization": {"status": "disabled"},
+    "fingerprint": None,
+    "funding": None,
+    "incremental_authorization": {"status": "unavailable"},
+    "installments": None,
+    "last4": None,
+    "mandate": None,
+    "multicapture": {"status": "unavailable"},
+    "network": None,
+    "network_token": {"used": False},
+    "network_transaction_id": None,
+    "overcapture": None,
+    "regulated_status": "unregulated",
+    "three_d_secure": None,
+    "transaction_link_id": None,
+    "wallet": None,
+}
 
 
 def charge(
@@ -187,7 +201,79 @@ def charge(
 ) -> dict[str, Any]:
     succeeded = status == "succeeded"
     refunds = refunds or []
-    outcome = {
+    ch = _CHARGE.copy()
+    ch["id"] = id
+    ch["amount"] = amount
+    ch["amount_captured"] = amount if captured else 0
+    ch["amount_refunded"] = amount_refunded
+    ch["balance_transaction"] = balance_transaction
+    ch["billing_details"] = {
+        "address": _address_of(payment_method_details["card"]["country"]),
+        "email": email,
+        "name": name,
+        "phone": None,
+        "tax_id": None,
+    }
+    ch["captured"] = captured
+    ch["created"] = created
+    ch["currency"] = currency
+    ch["customer"] = customer
+    ch["description"] = description
+    ch["disputed"] = disputed
+    ch["failure_code"] = failure_code
+    ch["failure_message"] = failure_message
+    ch["metadata"] = metadata
+    ch["outcome"] = _outcome(succeeded, decline_code)
+    ch["paid"] = succeeded
+    ch["payment_intent"] = payment_intent
+    ch["payment_method"] = payment_method
+    ch["payment_method_details"] = payment_method_details
+    ch["receipt_email"] = email
+    ch["receipt_url"] = f"https://pay.stripe.com/receipts/payment/{id}" if succeeded else None
+    ch["refunded"] = succeeded and amount_refunded == amount
+    ch["refunds"] = {
+        "object": "list",
+        "data": refunds[:10],
+        "has_more": len(refunds) > 10,
+        "total_count": len(refunds),
+        "url": f"/v1/charges/{id}/refunds",
+    }
+    ch["status"] = status
+    return ch
+
+
+_CHARGE: dict[str, Any] = dict.fromkeys(
+    (
+        "id", "object", "amount", "amount_captured", "amount_refunded", "application",
+        "application_fee", "application_fee_amount", "balance_transaction", "billing_details",
+        "calculated_statement_descriptor", "captured", "created", "currency", "customer",
+        "description", "disputed", "failure_balance_transaction", "failure_code",
+        "failure_message", "fraud_details", "livemode", "metadata", "on_behalf_of", "outcome",
+        "paid", "payment_intent", "payment_method", "payment_method_details", "receipt_email",
+        "receipt_number", "receipt_url", "refunded", "refunds", "review", "shipping", "source",
+        "source_transfer", "statement_descriptor", "statement_descriptor_suffix", "status",
+        "transfer_data", "transfer_group",
+    )
+)  # fmt: skip
+_CHARGE.update(
+    {
+        "object": "charge",
+        "calculated_statement_descriptor": "CAREPORTALS",
+        "fraud_details": {},
+        "livemode": False,
+    }
+)
+
+
+@functools.cache
+def _address_of(country: str | None) -> dict[str, Any]:
+    """The one address of a country (shared: see `_CARD`)."""
+    return _address(country)
+
+
+@functools.cache
+def _outcome(succeeded: bool, decline_code: str | None) -> dict[str, Any]:
+    return {
         "advice_code": None,
         "network_advice_code": None,
         "network_decline_code": None,
@@ -197,63 +283,6 @@ def charge(
         "risk_score": 20,
         "seller_message": "Payment complete." if succeeded else "The bank declined the payment.",
         "type": "authorized" if succeeded else "issuer_declined",
-    }
-    return {
-        "id": id,
-        "object": "charge",
-        "amount": amount,
-        "amount_captured": amount if captured else 0,
-        "amount_refunded": amount_refunded,
-        "application": None,
-        "application_fee": None,
-        "application_fee_amount": None,
-        "balance_transaction": balance_transaction,
-        "billing_details": {
-            "address": _address(payment_method_details["card"]["country"]),
-            "email": email,
-            "name": name,
-            "phone": None,
-            "tax_id": None,
-        },
-        "calculated_statement_descriptor": "CAREPORTALS",
-        "captured": captured,
-        "created": created,
-        "currency": currency,
-        "customer": customer,
-        "description": description,
-        "disputed": disputed,
-        "failure_balance_transaction": None,
-        "failure_code": failure_code,
-        "failure_message": failure_message,
-        "fraud_details": {},
-        "livemode": False,
-        "metadata": metadata,
-        "on_behalf_of": None,
-        "outcome": outcome,
-        "paid": succeeded,
-        "payment_intent": payment_intent,
-        "payment_method": payment_method,
-        "payment_method_details": payment_method_details,
-        "receipt_email": email,
-        "receipt_number": None,
-        "receipt_url": f"https://pay.stripe.com/receipts/payment/{id}" if succeeded else None,
-        "refunded": succeeded and amount_refunded == amount,
-        "refunds": {
-            "object": "list",
-            "data": refunds[:10],
-            "has_more": len(refunds) > 10,
-            "total_count": len(refunds),
-            "url": f"/v1/charges/{id}/refunds",
-        },
-        "review": None,
-        "shipping": None,
-        "source": None,
-        "source_transfer": None,
-        "statement_descriptor": None,
-        "statement_descriptor_suffix": None,
-        "status": status,
-        "transfer_data": None,
-        "transfer_group": None,
     }
 
 
@@ -363,50 +392,50 @@ def payment_intent(
     last_payment_error: dict[str, Any] | None = None,
     email: str | None = None,
 ) -> dict[str, Any]:
-    return {
-        "id": id,
+    pi = _PAYMENT_INTENT.copy()
+    pi["id"] = id
+    pi["amount"] = amount
+    pi["amount_capturable"] = amount if status == "requires_capture" else 0
+    pi["amount_details"] = {"tip": {}}
+    pi["amount_received"] = amount_received
+    pi["capture_method"] = capture_method
+    pi["client_secret"] = f"{id}_secret_sandbox"
+    pi["created"] = created
+    pi["currency"] = currency
+    pi["customer"] = customer
+    pi["description"] = description
+    pi["last_payment_error"] = last_payment_error
+    pi["latest_charge"] = latest_charge
+    pi["metadata"] = metadata
+    pi["payment_method"] = payment_method
+    pi["receipt_email"] = email
+    pi["status"] = status
+    return pi
+
+
+_PAYMENT_INTENT: dict[str, Any] = dict.fromkeys(
+    (
+        "id", "object", "amount", "amount_capturable", "amount_details", "amount_received",
+        "application", "application_fee_amount", "automatic_payment_methods", "canceled_at",
+        "cancellation_reason", "capture_method", "client_secret", "confirmation_method",
+        "created", "currency", "customer", "customer_account", "description",
+        "excluded_payment_method_types", "last_payment_error", "latest_charge", "livemode",
+        "managed_payments", "metadata", "next_action", "on_behalf_of", "payment_method",
+        "payment_method_configuration_details", "payment_method_options",
+        "payment_method_types", "processing", "receipt_email", "review", "setup_future_usage",
+        "shipping", "source", "statement_descriptor", "statement_descriptor_suffix", "status",
+        "transfer_data", "transfer_group",
+    )
+)  # fmt: skip
+_PAYMENT_INTENT.update(
+    {
         "object": "payment_intent",
-        "amount": amount,
-        "amount_capturable": amount if status == "requires_capture" else 0,
-        "amount_details": {"tip": {}},
-        "amount_received": amount_received,
-        "application": None,
-        "application_fee_amount": None,
-        "automatic_payment_methods": None,
-        "canceled_at": None,
-        "cancellation_reason": None,
-        "capture_method": capture_method,
-        "client_secret": f"{id}_secret_sandbox",
         "confirmation_method": "automatic",
-        "created": created,
-        "currency": currency,
-        "customer": customer,
-        "customer_account": None,
-        "description": description,
-        "excluded_payment_method_types": None,
-        "last_payment_error": last_payment_error,
-        "latest_charge": latest_charge,
         "livemode": False,
-        "managed_payments": None,
-        "metadata": metadata,
-        "next_action": None,
-        "on_behalf_of": None,
-        "payment_method": payment_method,
-        "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
         "payment_method_types": ["card"],
-        "processing": None,
-        "receipt_email": email,
-        "review": None,
-        "setup_future_usage": None,
-        "shipping": None,
-        "source": None,
-        "statement_descriptor": None,
-        "statement_descriptor_suffix": None,
-        "status": status,
-        "transfer_data": None,
-        "transfer_group": None,
     }
+)
 
 
 def payment_error(*, code: str, decline_code: str | None, message: str, charge: str) -> dict:

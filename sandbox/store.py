@@ -208,7 +208,8 @@ def _part_environment() -> dict[str, str]:
 def _tell_parts(seed: int, charges: int, parts: int, staging: Path) -> list[dict]:
     """Run the parts' processes, at most one per core at a time; their results, in order."""
     env = _part_environment()
-    at_once = max(1, min(parts, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    at_once = max(1, min(parts, cores or 1))
     waiting = list(range(parts))
     running: dict[int, subprocess.Popen] = {}
     logs = {part: staging / f".part-{part}.log" for part in range(parts)}
