@@ -62,6 +62,8 @@ class Dataset:
     # The account's clock, and the customers deleted since the history (sandbox.activity).
     now: int = NOW
     deleted_customers: set[str] = field(default_factory=set)
+    # How many parts the story was told in (`story_parts`): telling it again needs the same.
+    parts: int = 1
 
 
 @dataclass
@@ -984,7 +986,9 @@ def generate_story(seed: int = 42, charges: int = 2_000, parts: int | None = Non
     with gc_paused():
         if parts == 1:
             return _generate_story(seed, charges)
-        return _joined([_generate_story(seed, charges, part, parts) for part in range(parts)])
+        story = _joined([_generate_story(seed, charges, part, parts) for part in range(parts)])
+        story.data.parts = parts
+        return story
 
 
 def generate_part(seed: int, charges: int, part: int, parts: int) -> _Story:

@@ -161,6 +161,7 @@ def write_dataset_in_parts(
     cores, and this process adds up their ground truth and merges their orders."""
     parts = story_parts(charges) if parts is None else parts
     data = account_of(seed, charges)
+    data.parts = parts
     connected = connected or []
     with _staged(target) as staging, gc_paused():
         (staging / "objects").mkdir()
@@ -177,7 +178,7 @@ def write_dataset_in_parts(
         rows = [result["orders"] for result in results]
         rows += [order_rows(account.orders) for account in connected]
         write_order_rows(heapq.merge(*rows, key=operator.itemgetter(0, 1)), staging / ORDERS_FILE)
-        _write_manifest(data, staging, {"connected_accounts": len(connected), "parts": parts})
+        _write_manifest(data, staging, {"connected_accounts": len(connected)})
         log.info(
             "%d parts told and written in %.1f s; merged in %.1f s",
             parts, told - started, time.perf_counter() - told,
@@ -340,6 +341,7 @@ def _write_manifest(data: Dataset, folder: Path, extra: dict) -> None:
         "seed": data.seed,
         "charges_requested": data.charges_requested,
         "account_id": data.account["id"],
+        "parts": data.parts,
         **extra,
     }
     # The manifest is written last: its presence marks a complete dataset.
