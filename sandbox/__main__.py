@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         # Nothing is left half-written: a dataset is written to a staging folder first.
         print(f"Cannot write the sandbox's dataset under {args.data_dir}: {err}", file=sys.stderr)
         return 1
+    except RuntimeError as err:
+        # A part of a large account failed in its own process (sandbox.store); nothing left.
+        print(f"Cannot generate the sandbox's dataset: {err}", file=sys.stderr)
+        return 1
     if args.command == "generate":
         print(folder)
         return 0

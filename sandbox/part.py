@@ -25,7 +25,7 @@ def main(argv: list[str]) -> Dataset:
 
 
 if __name__ == "__main__":
-    told = main(sys.argv[1:])
+    told = main(sys.argv[1:])  # held, not freed: see below
     # Everything is written: the process ends without freeing the part's millions of objects
     # one by one (at 250k charges, about 7 s).
     sys.stdout.flush()

@@ -206,6 +206,10 @@ def _part_environment() -> dict[str, str]:
     return env
 
 
+# What a part's process leaves for the process that merges the parts.
+PART_RESULT = ".part-{}.pickle"
+
+
 def _tell_parts(seed: int, charges: int, parts: int, staging: Path) -> list[dict]:
     """Run the parts' processes, at most one per core at a time; their results, in order."""
     env = _part_environment()
@@ -218,11 +222,11 @@ def _tell_parts(seed: int, charges: int, parts: int, staging: Path) -> list[dict
         while waiting or running:
             while waiting and len(running) < at_once:
                 part = waiting.pop(0)
-                with open(logs[part], "wb") as log:
+                with open(logs[part], "wb") as output:
                     running[part] = subprocess.Popen(
                         [sys.executable, "-m", "sandbox.part", str(staging), str(seed),
                          str(charges), str(part), str(parts)],
-                        env=env, stdout=log, stderr=subprocess.STDOUT,
+                        env=env, stdout=output, stderr=subprocess.STDOUT,
                     )  # fmt: skip
             done = [part for part, proc in running.items() if proc.poll() is not None]
             for part in done:
@@ -247,10 +251,6 @@ def _tell_parts(seed: int, charges: int, parts: int, staging: Path) -> list[dict
         result_file.unlink()
         logs[part].unlink()
     return results
-
-
-# What a part's process leaves for the process that merges the parts.
-PART_RESULT = ".part-{}.pickle"
 
 
 def write_part(seed: int, charges: int, part: int, parts: int, staging: Path) -> Dataset:

@@ -205,8 +205,15 @@ def test_an_account_told_in_parts_is_one_account(tmp_path: Path):
     assert load_ground_truth(folder)["counts"]["charges"] > counts["charges"]
 
 
-def test_a_part_that_fails_leaves_nothing_and_says_so(tmp_path: Path, monkeypatch):
+def test_a_part_that_fails_leaves_nothing_and_says_so(tmp_path: Path, monkeypatch, capsys):
+    from sandbox.__main__ import main
+
     monkeypatch.setattr("sandbox.store.sys.executable", "/bin/false")
     with pytest.raises(RuntimeError, match=r"part 1 of 2 .* failed \(exit code 1\)"):
         write_dataset_in_parts(7, 2_000, tmp_path / "data", parts=2)
     assert list(tmp_path.iterdir()) == []
+    # From the command line (a large account: told in parts), a clear error and no folder.
+    assert main(["generate", "--charges", "600000", "--data-dir", str(tmp_path / "cli")]) == 1
+    err = capsys.readouterr().err
+    assert "Cannot generate the sandbox's dataset: generating part 1 of 2" in err
+    assert list((tmp_path / "cli").iterdir()) == []
