@@ -16,7 +16,7 @@ import dlt
 import orjson
 import pyarrow as pa
 
-from ingestion.events import EVENTS_COLUMNS, EVENTS_SCHEMA, event_batches
+from ingestion.events import EVENTS_COLUMNS, EVENTS_SCHEMA, RAW_KEY, event_batches
 from ingestion.webhooks import LANDING_GLOB
 
 
@@ -61,7 +61,7 @@ def webhook_landing_source(folder: Path, account_id: str, report: dict | None = 
     @dlt.resource(
         name="webhook_events",
         table_name="events",
-        primary_key=("account_id", "id"),
+        primary_key=RAW_KEY,
         write_disposition="merge",
         columns=EVENTS_COLUMNS,
     )

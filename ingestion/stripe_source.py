@@ -3,7 +3,7 @@
 Each Stripe list becomes one raw table with the object kept whole as JSON next to its keys:
 `account_id, id, created, livemode, payload, extracted_at`. Rows are yielded as Arrow
 tables (dlt skips Python-side normalisation for Arrow) and loaded as parquet, merged on
-`(account_id, id)`. dbt's staging models parse the payload; a field Stripe adds later is
+`(account_id, id)` (with `created`, which never changes for an id: see `RAW_KEY`). dbt's staging models parse the payload; a field Stripe adds later is
 already in the warehouse.
 
 Loads are incremental by `created`: each run asks for `created >= cursor`, so the boundary
@@ -29,7 +29,13 @@ import dlt
 import orjson
 import pyarrow as pa
 
-from ingestion.events import EVENTS_COLUMNS, EVENTS_SCHEMA, MUTABLE_LISTS, event_batches
+from ingestion.events import (
+    EVENTS_COLUMNS,
+    EVENTS_SCHEMA,
+    MUTABLE_LISTS,
+    RAW_KEY,
+    event_batches,
+)
 from ingestion.stripe_api import StripeApi
 
 # Stripe list endpoints loaded into raw tables, with the query parameters each needs.
@@ -168,7 +174,7 @@ def stripe_list_resource(
     @dlt.resource(
         name=list_name,
         table_name=list_name,
-        primary_key=("account_id", "id"),
+        primary_key=RAW_KEY,
         # One resource writes each list's table in a load, one account at a time, each
         # object once (see `_batches`).
         write_disposition={
@@ -235,7 +241,7 @@ def stripe_events_resource(
     @dlt.resource(
         name="events",
         table_name="events",
-        primary_key=("account_id", "id"),
+        primary_key=RAW_KEY,
         write_disposition="merge",
         columns=EVENTS_COLUMNS,
     )
