@@ -3,8 +3,8 @@
 Each Stripe list becomes one raw table with the object kept whole as JSON next to its keys:
 `account_id, id, created, livemode, payload, extracted_at`. Rows are yielded as Arrow
 tables (dlt skips Python-side normalisation for Arrow) and loaded as parquet, merged on
-`(account_id, id)` (with `created`, which never changes for an id: see `RAW_KEY`). dbt's staging models parse the payload; a field Stripe adds later is
-already in the warehouse.
+`(account_id, id)` (with `created`, which never changes for an id: see `RAW_KEY`). dbt's
+staging models parse the payload; a field Stripe adds later is already in the warehouse.
 
 Loads are incremental by `created`: each run asks for `created >= cursor`, so the boundary
 second is read again and the merge drops what was already there. Changes to objects created
