@@ -100,3 +100,20 @@ def test_an_object_a_shifted_page_repeats_is_staged_once():
     (table,) = list(_batches(pages, "acct_1", progress))
     assert table.column("id").to_pylist() == ["ch_2", "ch_1", "ch_0"]
     assert progress["max_created"] == 20
+
+
+def test_every_raw_stripe_table_merges_on_its_key_with_created(tmp_path):
+    """An object's `created` never changes for its id: in the merge key it keeps the same
+    rows and lets the merge's delete skip the row groups of other seconds (`RAW_KEY`)."""
+    from ingestion.events import RAW_KEY
+    from ingestion.landing import webhook_landing_source
+
+    resources = [
+        *stripe_source(lambda: None).resources.values(),
+        *webhook_landing_source(tmp_path, "acct_1").resources.values(),
+    ]
+    assert len(resources) == len(STRIPE_LISTS) + 2
+    for resource in resources:
+        columns = resource.compute_table_schema()["columns"]
+        keys = tuple(name for name, hints in columns.items() if hints.get("primary_key"))
+        assert keys == RAW_KEY, resource.name
