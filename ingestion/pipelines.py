@@ -16,6 +16,13 @@ log = logging.getLogger(__name__)
 # Parquet skips dlt's INSERT-statement loader, which is slow and memory-hungry at scale.
 LOADER_FILE_FORMAT = "parquet"
 
+# A merge stages its rows in `raw_*_staging` tables and copies them over; dlt empties the
+# staging tables at the start of the next load that uses them. Emptied at the end of each
+# load instead, before the database is checkpointed, the file does not keep a second copy
+# of every staged row, and the first incremental run after a large first load does not
+# start by deleting a million staged rows per list (at 1M charges 0.2 s of that run).
+dlt.config["load.truncate_staging_dataset"] = True
+
 
 def _destination(database: Path | None) -> dlt.destinations.duckdb:
     return dlt.destinations.duckdb(
