@@ -113,7 +113,7 @@ MUTABLE_LISTS = tuple(TABLE_OBJECTS)
 # changes for an id, so adding it keeps the same rows, and gives the merge's delete a range
 # that DuckDB's zone maps prune: the staged rows of a run are mostly recent, and the delete
 # reads only the row groups of their seconds instead of every key of the table (at 1M
-# charges, 60-105 ms for one list's delete against 3-4 ms).
+# charges, 51-106 ms for one list's delete against 3-4 ms).
 RAW_KEY = ("account_id", "id", "created")
 
 EVENTS_SCHEMA = pa.schema(

@@ -36,7 +36,7 @@ from ingestion.events import (
     RAW_KEY,
     event_batches,
 )
-from ingestion.stripe_api import StripeApi
+from ingestion.stripe_api import StripeApi, StripeApiError
 
 # Stripe list endpoints loaded into raw tables, with the query parameters each needs.
 STRIPE_LISTS: dict[str, dict[str, str]] = {
@@ -137,16 +137,25 @@ def _batches(
     for page in pages:
         seen_at = clock()
         for obj in page:
-            if obj["id"] in seen:
+            # Both are the raw table's merge key (`RAW_KEY`): an object without them is the
+            # server's error, said as such, not a KeyError from deep in the load.
+            key = obj.get("id") if isinstance(obj, dict) else None
+            when = obj.get("created") if key is not None else None
+            if type(key) is not str or type(when) is not int:
+                raise StripeApiError(
+                    f"The Stripe API answered an object without a string id and an integer "
+                    f"created time (id {str(key)[:40]!r}); this load was not written."
+                )
+            if key in seen:
                 continue
-            seen.add(obj["id"])
+            seen.add(key)
             observed.append(seen_at)
-            ids.append(obj["id"])
-            created.append(obj["created"])
+            ids.append(key)
+            created.append(when)
             livemode.append(obj.get("livemode"))
             payloads.append(orjson.dumps(obj).decode())
-            if obj["created"] > newest:
-                newest = obj["created"]
+            if when > newest:
+                newest = when
         if len(ids) >= BATCH_ROWS:
             yielded = True
             yield flush()

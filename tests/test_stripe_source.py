@@ -102,6 +102,17 @@ def test_an_object_a_shifted_page_repeats_is_staged_once():
     assert progress["max_created"] == 20
 
 
+@pytest.mark.parametrize(
+    "obj", [{"id": "ch_1"}, {"id": "ch_1", "created": None}, {"created": 5}, "ch_1"]
+)
+def test_an_object_without_its_key_is_a_clear_error(obj):
+    from ingestion.stripe_source import _batches
+
+    good = {"id": "ch_2", "created": 20}
+    with pytest.raises(StripeApiError, match="without a string id and an integer created"):
+        list(_batches(iter([[good, obj]]), "acct_1", {}))
+
+
 def test_every_raw_stripe_table_merges_on_its_key_with_created(tmp_path):
     """An object's `created` never changes for its id: in the merge key it keeps the same
     rows and lets the merge's delete skip the row groups of other seconds (`RAW_KEY`)."""
