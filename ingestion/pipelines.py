@@ -87,6 +87,9 @@ def run_stripe_account(
     finish_pending(pipeline)
     while pending:
         budget = LoadBudget(settings.objects_per_commit)
+        append = frozenset()
+        if not (settings.full_refresh or backfill or settings.backfill):
+            append = lists_to_append(pipeline, api_factory().account_id, pending)
         source = stripe_source(
             api_factory,
             lists=settings.lists,
@@ -96,12 +99,41 @@ def run_stripe_account(
             report=report,
             backfill=backfill or settings.backfill,
             budget=budget,
+            append=append,
         ).with_resources(*pending)
         pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
         for table, count in rows_by_table(pipeline).items():
             rows[table] = rows.get(table, 0) + count
         pending = budget.deferred
     return rows
+
+
+def lists_to_append(pipeline: dlt.Pipeline, account_id: str, names: list[str]) -> frozenset[str]:
+    """The Stripe lists among `names` this load appends instead of merging: never read for
+    this account (no cursor in the pipeline's state) and without one of its rows in the
+    warehouse, so nothing is there for a merge to replace. A first load then copies each
+    list's rows into its table once, not into the staging table and again into the table
+    (10k charges, alternated: 3.7-3.8 s against 4.3-4.6 s). A table with rows of the account (a
+    state lost, a package loaded in part) is merged as always."""
+    from ingestion.stripe_source import unread_lists
+
+    unread = unread_lists(pipeline.state, account_id, names)
+    if not unread:
+        return frozenset()
+    dataset = pipeline.dataset_name
+    with pipeline.sql_client() as client:
+        found = client.execute_sql(
+            "select table_name from information_schema.tables where table_schema = ?", dataset
+        )
+        tables = {row[0] for row in found or []}
+        return frozenset(
+            name
+            for name in unread
+            if name not in tables
+            or not client.execute_sql(
+                f'select 1 from "{dataset}"."{name}" where account_id = ? limit 1', account_id
+            )
+        )
 
 
 def stripe_webhooks_pipeline(

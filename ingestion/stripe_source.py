@@ -165,6 +165,18 @@ def _batches(
     cursor_out["max_created"] = newest
 
 
+def unread_lists(pipeline_state: dict[str, Any], account_id: str, names: list[str]) -> list[str]:
+    """The Stripe lists among `names` that the pipeline has never read to the end for this
+    account: no `created` cursor of it in their resource state."""
+    resources = pipeline_state.get("sources", {}).get("stripe", {}).get("resources", {})
+    return [
+        name
+        for name in names
+        if name in STRIPE_LISTS
+        and account_id not in resources.get(name, {}).get("created_cursor", {})
+    ]
+
+
 def stripe_list_resource(
     list_name: str,
     api_factory: Callable[[], StripeApi],
@@ -174,11 +186,15 @@ def stripe_list_resource(
     relist_days: int = 0,
     backfill: tuple[int, int] | None = None,
     budget: LoadBudget | None = None,
+    append: bool = False,
 ) -> Any:
     """A dlt resource that loads one Stripe list incrementally by `created` (or in full with
     `from_start`, or the objects created in the `backfill` range, cursors left alone); with
     `read=False` it only makes sure the (empty) raw table exists. A list the load's `budget`
-    defers yields nothing and keeps its cursor."""
+    defers yields nothing and keeps its cursor. With `append`, for a list never read for
+    this account whose table holds none of its rows (see `unread_lists`), the rows are
+    copied straight into the table instead of merged through the staging table: there is
+    nothing for them to replace, and each object is read once (`_batches`)."""
 
     @dlt.resource(
         name=list_name,
@@ -186,11 +202,11 @@ def stripe_list_resource(
         primary_key=RAW_KEY,
         # One resource writes each list's table in a load, one account at a time, each
         # object once (see `_batches`).
-        write_disposition={
-            "disposition": "merge",
-            "strategy": "delete-insert",
-            "deduplicated": True,
-        },
+        write_disposition=(
+            "append"
+            if append
+            else {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
+        ),
         columns={"payload": {"data_type": "text", "nullable": False}},
     )
     def objects() -> Iterator[pa.Table]:
@@ -301,6 +317,7 @@ def stripe_source(
     report: dict | None = None,
     backfill: tuple[int, int] | None = None,
     budget: LoadBudget | None = None,
+    append: frozenset[str] = frozenset(),
 ) -> Any:
     """One raw table per Stripe list, and the `events` table. The lists in `lists` are read
     through the API that `api_factory` builds (lazily: no request is made until the pipeline
@@ -310,7 +327,8 @@ def stripe_source(
     mutable objects created in that many days. `backfill` re-reads only the objects created in
     that range (no events: they are for changes since the last run). `report` collects what
     a run noticed. With a `budget`, the load reads lists until it has read that many objects
-    and defers the rest (see `LoadBudget`)."""
+    and defers the rest (see `LoadBudget`). The lists in `append` are appended, not merged
+    (see `stripe_list_resource`); ignored with `from_start` or `backfill`."""
     resources = [
         stripe_list_resource(
             name,
@@ -320,6 +338,7 @@ def stripe_source(
             relist_days=relist_days,
             backfill=backfill,
             budget=budget,
+            append=name in append and not from_start and backfill is None,
         )
         for name in STRIPE_LISTS
     ]

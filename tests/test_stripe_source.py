@@ -8,8 +8,13 @@ import duckdb
 import httpx
 import pytest
 
-from ingestion.pipelines import LOADER_FILE_FORMAT, stripe_pipeline
-from ingestion.settings import Secret
+from ingestion.pipelines import (
+    LOADER_FILE_FORMAT,
+    lists_to_append,
+    run_stripe_account,
+    stripe_pipeline,
+)
+from ingestion.settings import Secret, StripeSettings
 from ingestion.stripe_api import StripeApi, StripeApiError
 from ingestion.stripe_source import STRIPE_LISTS, stripe_source
 from sandbox.server import SANDBOX_API_KEY
@@ -139,3 +144,38 @@ def test_every_raw_stripe_table_merges_on_its_key_with_created(tmp_path):
         columns = resource.compute_table_schema()["columns"]
         keys = tuple(name for name, hints in columns.items() if hints.get("primary_key"))
         assert keys == RAW_KEY, resource.name
+
+
+def test_a_first_load_appends_and_a_table_holding_the_account_is_merged(tmp_path, sandbox, truth):
+    """A list never read for the account, whose table has none of its rows, is appended
+    (nothing to replace); a list the pipeline's state forgot but whose table has the
+    account's rows is merged, so reading it again from the start doubles nothing."""
+    settings = StripeSettings(
+        api_key=Secret(SANDBOX_API_KEY), api_base=sandbox.url, sandbox=False, orders_path=None
+    )
+    api = StripeApi(settings.api_key, sandbox.url)
+    lists = list(STRIPE_LISTS)
+    database, working = tmp_path / "w.duckdb", tmp_path / "dlt"
+    pipeline = stripe_pipeline(database, working)
+    assert lists_to_append(pipeline, api.account_id, lists) == set(lists)
+    run_stripe_account(pipeline, lambda: api, settings)
+    expected = {name: truth["counts"][name] for name in lists}
+    assert raw_counts(database) == expected
+    assert pipeline.default_schema.tables["charges"]["write_disposition"] == "append"
+    assert lists_to_append(pipeline, api.account_id, lists) == frozenset()
+
+    # The state forgotten, here and in the warehouse: every list is read from the start.
+    pipeline.drop()
+    con = duckdb.connect(str(database))
+    con.execute("delete from raw_stripe._dlt_pipeline_state")
+    con.close()
+    pipeline = stripe_pipeline(database, working)
+    assert lists_to_append(pipeline, api.account_id, lists) == frozenset()
+    calls: list[Call] = []
+    api = counting_api(sandbox.url, calls)
+    run_stripe_account(pipeline, lambda: api, settings)
+    assert all("created[gte]" not in c.params for c in calls if c.path == "/v1/charges")
+    assert pipeline.default_schema.tables["charges"]["write_disposition"] == "merge"
+    assert raw_counts(database) == expected
+    # Another account's first load into the same tables is appended beside it.
+    assert lists_to_append(pipeline, "acct_other", lists) == set(lists)
