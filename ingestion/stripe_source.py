@@ -328,7 +328,7 @@ def stripe_source(
     that range (no events: they are for changes since the last run). `report` collects what
     a run noticed. With a `budget`, the load reads lists until it has read that many objects
     and defers the rest (see `LoadBudget`). The lists in `append` are appended, not merged
-    (see `stripe_list_resource`); ignored with `from_start` or `backfill`."""
+    (see `stripe_list_resource`)."""
     resources = [
         stripe_list_resource(
             name,
@@ -338,7 +338,7 @@ def stripe_source(
             relist_days=relist_days,
             backfill=backfill,
             budget=budget,
-            append=name in append and not from_start and backfill is None,
+            append=name in append,
         )
         for name in STRIPE_LISTS
     ]
