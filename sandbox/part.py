@@ -12,11 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from sandbox.generator import Dataset
+from sandbox.generator import Written
 from sandbox.store import write_part
 
 
-def main(argv: list[str]) -> Dataset:
+def main(argv: list[str]) -> Written:
     staging, seed, charges, part, parts = argv
     # A short-lived process of millions of acyclic objects: the cyclic collector would only
     # walk them, again and again, as the ground truth and the orders are computed.

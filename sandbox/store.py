@@ -38,13 +38,14 @@ from sandbox.generator import (
     CATALOG_LISTS,
     OBJECT_TYPES,
     Dataset,
+    Written,
     account_of,
     gc_paused,
     generate,
     generate_part,
     story_parts,
 )
-from sandbox.truth import ground_truth, ground_truth_of, sums, utc_date
+from sandbox.truth import Sums, ground_truth, ground_truth_of, utc_date
 
 log = logging.getLogger(__name__)
 
@@ -253,30 +254,35 @@ def _tell_parts(seed: int, charges: int, parts: int, staging: Path) -> list[dict
     return results
 
 
-def write_part(seed: int, charges: int, part: int, parts: int, staging: Path) -> Dataset:
+def write_part(seed: int, charges: int, part: int, parts: int, staging: Path) -> Written:
     """Tell part `part` of the story and write its objects (the catalogue with part 0 only)
-    to `staging`, and its ground-truth sums, billing schedule and orders for the merge. The
-    part is returned for a caller that ends its process without freeing it."""
+    to `staging`, and its ground-truth sums, billing schedule and orders for the merge. Each
+    object is serialised and counted as soon as it is final (`Written`), not once all are
+    built. What was written is returned for a caller that ends its process without freeing
+    it."""
     started = time.perf_counter()
-    data = generate_part(seed, charges, part, parts).data
+    added = Sums()
+    written = Written(observe=added.add)
+    data = generate_part(seed, charges, part, parts, written).data
     told = time.perf_counter()
     names = [name for name in OBJECT_TYPES if part == 0 or name not in CATALOG_LISTS]
     suffix = "" if part == 0 else f".{part}"
-    _write_objects(data, staging, names, suffix)
-    written = time.perf_counter()
+    for name in names:
+        _write_lines(written.lines(name), staging / "objects" / f"{name}{suffix}.jsonl")
+    written_at = time.perf_counter()
     result = {
-        "sums": sums(data),
+        "sums": added.result(orders=len(data.orders)),
         "mrr_schedule": data.mrr_schedule,
         "orders": order_rows(data.orders),
     }
     result["seconds"] = {
         "told": round(told - started, 1),
-        "written": round(written - told, 1),
-        "summed": round(time.perf_counter() - written, 1),
+        "written": round(written_at - told, 1),
+        "summed": round(time.perf_counter() - written_at, 1),
     }
     with open(staging / PART_RESULT.format(part), "wb") as f:
         pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
-    return data
+    return written
 
 
 # Above this many objects the object files are written by two forked writers, the charges
@@ -286,15 +292,22 @@ PARALLEL_WRITE_OBJECTS = 300_000
 _WRITE_CHUNK = 10_000
 
 
-def _write_objects(data: Dataset, folder: Path, names: list[str], suffix: str = "") -> None:
+def _write_objects(data: Dataset, folder: Path, names: list[str]) -> None:
     for name in names:
         objs = data.objects[name]
-        with open(folder / "objects" / f"{name}{suffix}.jsonl", "wb") as out:
+        with open(folder / "objects" / f"{name}.jsonl", "wb") as out:
             for i in range(0, len(objs), _WRITE_CHUNK):
                 chunk = objs[i : i + _WRITE_CHUNK]
                 out.write(
                     b"".join([orjson.dumps(o, option=orjson.OPT_APPEND_NEWLINE) for o in chunk])
                 )
+
+
+def _write_lines(lines: list[bytes], path: Path) -> None:
+    """A JSON-lines file of `lines`, each given without its newline."""
+    with open(path, "wb") as out:
+        for i in range(0, len(lines), _WRITE_CHUNK):
+            out.write(b"\n".join(lines[i : i + _WRITE_CHUNK]) + b"\n")
 
 
 def _start_writers(data: Dataset, folder: Path) -> list:

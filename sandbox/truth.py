@@ -33,36 +33,6 @@ def utc_date(day: int) -> str:
     return dt.datetime.fromtimestamp(day * 86_400, dt.UTC).strftime("%Y-%m-%d")
 
 
-def monthly_settlement(data: Dataset) -> dict[str, dict[str, dict[str, int]]]:
-    """Per settlement currency and UTC month: gross, refunds in the period view (the refund's
-    month) and the cohort view (the refunded charge's month), disputes, fees and net (the
-    months in order only once `ground_truth_of` has them)."""
-    charge_created = {c["id"]: c["created"] for c in data.objects["charges"]}
-    refund_charge = {r["id"]: r["charge"] for r in data.objects["refunds"]}
-    months: dict[str, dict[str, dict[str, int]]] = defaultdict(
-        lambda: defaultdict(
-            lambda: dict.fromkeys(
-                ("gross", "refunds_period", "refunds_cohort", "disputes", "fees", "net"), 0
-            )
-        )
-    )
-    for txn in data.objects["balance_transactions"]:
-        month = months[txn["currency"]][_month(txn["created"])]
-        if txn["type"] == "charge":
-            month["gross"] += txn["amount"]
-        elif txn["type"] == "refund":
-            month["refunds_period"] -= txn["amount"]
-            charge_month = _month(charge_created[refund_charge[txn["source"]]])
-            months[txn["currency"]][charge_month]["refunds_cohort"] -= txn["amount"]
-        elif txn["reporting_category"] in ("dispute", "dispute_reversal"):
-            month["disputes"] -= txn["amount"]
-        month["fees"] += txn["fee"]
-        month["net"] += txn["net"]
-    return {
-        currency: {m: dict(v) for m, v in by_month.items()} for currency, by_month in months.items()
-    }
-
-
 def _month_starts(first: int, last: int) -> list[dt.datetime]:
     """UTC month starts from the month holding `first` to the one holding `last`."""
     month = dt.datetime.fromtimestamp(first, dt.UTC).replace(day=1, hour=0, minute=0, second=0)
@@ -118,61 +88,111 @@ def ground_truth(data: Dataset) -> dict[str, Any]:
 def sums(data: Dataset) -> dict[str, Any]:
     """The additive part of the ground truth (counts and totals, nested dicts of integers) of
     an account or of one part of its story: the parts' sums add up to the account's."""
-    settlement: dict[str, dict[str, int]] = defaultdict(_money)
-    for txn in data.objects["balance_transactions"]:
-        totals = settlement[txn["currency"]]
-        if txn["type"] == "charge":
-            totals["gross"] += txn["amount"]
-        elif txn["type"] == "refund":
-            totals["refunds"] -= txn["amount"]
-        elif txn["reporting_category"] in ("dispute", "dispute_reversal"):
-            totals["disputes"] -= txn["amount"]
-        totals["fees"] += txn["fee"]
-        totals["net"] += txn["net"]
+    added = Sums()
+    for name in OBJECT_TYPES:
+        added.add(name, data.objects[name])
+    return added.result(orders=len(data.orders))
 
-    presentment: dict[str, dict[str, int]] = defaultdict(
-        lambda: {
-            "succeeded_charges": 0,
-            "gross": 0,
-            "failed_charges": 0,
-            "uncaptured_charges": 0,
-            "refunds": 0,
-            "refunded": 0,
+
+class Sums:
+    """`sums`, added up list by list as objects are made (`add`): a part of a large account
+    counts its objects while they are fresh (sandbox.generator.Written). Nothing it counts
+    changes once an object is added."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(OBJECT_TYPES, 0)
+        self.settlement: dict[str, dict[str, int]] = defaultdict(_money)
+        self.presentment: dict[str, dict[str, int]] = defaultdict(
+            lambda: {
+                "succeeded_charges": 0,
+                "gross": 0,
+                "failed_charges": 0,
+                "uncaptured_charges": 0,
+                "refunds": 0,
+                "refunded": 0,
+            }
+        )
+        self.payments: dict[str, dict[str, int]] = defaultdict(
+            lambda: dict.fromkeys(("succeeded", "failed", "uncaptured", "processed"), 0)
+        )
+        # Per settlement currency and UTC month: gross, refunds in the period view (the
+        # refund's month) and the cohort view (the refunded charge's month), disputes, fees
+        # and net (the months in order only once `ground_truth_of` has them).
+        self.months: dict[str, dict[str, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(
+                lambda: dict.fromkeys(
+                    ("gross", "refunds_period", "refunds_cohort", "disputes", "fees", "net"), 0
+                )
+            )
+        )
+        # A refund's cohort is its charge's month: looked up once every list is added.
+        self.charge_created: dict[str, int] = {}
+        self.refund_charge: dict[str, str] = {}
+        self.refunded: list[tuple[str, str, int]] = []  # (currency, refund id, amount)
+
+    def add(self, name: str, objs: list[dict[str, Any]]) -> None:
+        self.counts[name] += len(objs)
+        if name == "balance_transactions":
+            self._transactions(objs)
+        elif name == "charges":
+            for ch in objs:
+                self.charge_created[ch["id"]] = ch["created"]
+                totals = self.presentment[ch["currency"]]
+                if ch["status"] == "failed":
+                    totals["failed_charges"] += 1
+                elif not ch["captured"]:
+                    totals["uncaptured_charges"] += 1
+                else:
+                    totals["succeeded_charges"] += 1
+                    totals["gross"] += ch["amount"]
+        elif name == "refunds":
+            for re in objs:
+                self.refund_charge[re["id"]] = re["charge"]
+                if re["status"] == "succeeded":
+                    self.presentment[re["currency"]]["refunds"] += 1
+                    self.presentment[re["currency"]]["refunded"] += re["amount"]
+        elif name == "payment_intents":
+            outcome = {"succeeded": "succeeded", "requires_payment_method": "failed",
+                       "requires_capture": "uncaptured"}  # fmt: skip
+            for pi in objs:
+                totals = self.payments[pi["currency"]]
+                totals[outcome[pi["status"]]] += 1
+                totals["processed"] += pi["amount_received"]
+
+    def _transactions(self, objs: list[dict[str, Any]]) -> None:
+        for txn in objs:
+            totals = self.settlement[txn["currency"]]
+            month = self.months[txn["currency"]][_month(txn["created"])]
+            if txn["type"] == "charge":
+                totals["gross"] += txn["amount"]
+                month["gross"] += txn["amount"]
+            elif txn["type"] == "refund":
+                totals["refunds"] -= txn["amount"]
+                month["refunds_period"] -= txn["amount"]
+                self.refunded.append((txn["currency"], txn["source"], txn["amount"]))
+            elif txn["reporting_category"] in ("dispute", "dispute_reversal"):
+                totals["disputes"] -= txn["amount"]
+                month["disputes"] -= txn["amount"]
+            totals["fees"] += txn["fee"]
+            totals["net"] += txn["net"]
+            month["fees"] += txn["fee"]
+            month["net"] += txn["net"]
+
+    def result(self, orders: int) -> dict[str, Any]:
+        for currency, refund, amount in self.refunded:
+            charge_month = _month(self.charge_created[self.refund_charge[refund]])
+            self.months[currency][charge_month]["refunds_cohort"] -= amount
+        self.refunded = []
+        return {
+            "counts": {**self.counts, "orders": orders},
+            "settlement": dict(self.settlement),
+            "settlement_monthly": {
+                currency: {m: dict(v) for m, v in by_month.items()}
+                for currency, by_month in self.months.items()
+            },
+            "presentment": dict(self.presentment),
+            "payments": dict(self.payments),
         }
-    )
-    for ch in data.objects["charges"]:
-        totals = presentment[ch["currency"]]
-        if ch["status"] == "failed":
-            totals["failed_charges"] += 1
-        elif not ch["captured"]:
-            totals["uncaptured_charges"] += 1
-        else:
-            totals["succeeded_charges"] += 1
-            totals["gross"] += ch["amount"]
-    for re in data.objects["refunds"]:
-        if re["status"] == "succeeded":
-            presentment[re["currency"]]["refunds"] += 1
-            presentment[re["currency"]]["refunded"] += re["amount"]
-
-    payments: dict[str, dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(("succeeded", "failed", "uncaptured", "processed"), 0)
-    )
-    outcome = {"succeeded": "succeeded", "requires_payment_method": "failed",
-               "requires_capture": "uncaptured"}  # fmt: skip
-    for pi in data.objects["payment_intents"]:
-        totals = payments[pi["currency"]]
-        totals[outcome[pi["status"]]] += 1
-        totals["processed"] += pi["amount_received"]
-
-    counts = {name: len(data.objects[name]) for name in OBJECT_TYPES}
-    counts["orders"] = len(data.orders)
-    return {
-        "counts": counts,
-        "settlement": dict(settlement),
-        "settlement_monthly": monthly_settlement(data),
-        "presentment": dict(presentment),
-        "payments": dict(payments),
-    }
 
 
 def _add(total: dict[str, Any], more: dict[str, Any]) -> None:

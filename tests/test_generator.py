@@ -10,10 +10,17 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
 from sandbox import catalog
-from sandbox.generator import OBJECT_TYPES, _order_by_time, generate, generate_story
+from sandbox.generator import (
+    OBJECT_TYPES,
+    _order_by_time,
+    generate,
+    generate_part,
+    generate_story,
+)
 from sandbox.server import SandboxState
 from sandbox.store import (
     load_ground_truth,
@@ -180,6 +187,17 @@ def test_an_account_told_in_parts_is_one_account(tmp_path: Path):
             assert a.read_bytes() == b.read_bytes(), a.name
     folder = tmp_path / "a"
     assert json.loads((folder / "manifest.json").read_text())["parts"] == 3
+    # A part's process writes each object as soon as it is final; the files hold what the
+    # part's whole story serialises to once told, disputed charges included.
+    for part in range(3):
+        told = generate_part(7, 2_000, part, 3).out
+        assert any(ch["disputed"] for ch in told["charges"])
+        for name in OBJECT_TYPES:
+            files = object_files(folder, name)
+            if part >= len(files):
+                continue  # the catalogue: written by the first part only
+            lines = [orjson.dumps(o, option=orjson.OPT_APPEND_NEWLINE) for o in told[name]]
+            assert files[part].read_bytes() == b"".join(lines), files[part].name
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
 
     story = generate_story(7, 2_000, parts=3)
