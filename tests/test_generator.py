@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import operator
 import random
@@ -23,7 +24,9 @@ from sandbox.generator import (
 )
 from sandbox.server import SandboxState
 from sandbox.store import (
+    ORDER_COLUMNS,
     load_ground_truth,
+    major_units,
     object_files,
     write_dataset,
     write_dataset_in_parts,
@@ -151,6 +154,29 @@ def test_the_orders_export_and_charges_hold_every_reconciliation_case(dataset: P
     ), "an amount mismatch"
     assert {o["currency"] for o in orders.values()} >= {"USD", "JPY"}
     assert all(o["product"] and o["category"] for o in orders.values())
+
+
+def test_the_orders_export_quotes_what_the_csv_module_quotes(tmp_path: Path):
+    order = {"order_id": "a1", "customer_email": "ana@example.com", "total_minor": 12345,
+             "currency": "usd", "status": "paid", "created_at": 1_790_000_000,
+             "product": "Lab panel", "category": "labs"}  # fmt: skip
+    orders = [
+        order,
+        {**order, "product": "Lab panel, full"},
+        {**order, "category": 'say "labs"'},
+        {**order, "product": "two\nlines", "category": "cr\r"},
+        {**order, "product": " spaced ", "currency": "jpy", "total_minor": 5},
+    ]
+    write_orders_csv(orders, tmp_path / "orders.csv")
+    expected = io.StringIO(newline="")
+    writer = csv.writer(expected)
+    writer.writerow(ORDER_COLUMNS)
+    for o in orders:
+        total = major_units(o["total_minor"], o["currency"])
+        at = "2026-09-21T14:13:20Z"
+        writer.writerow([o["order_id"], o["customer_email"], total, o["currency"].upper(),
+                         o["status"], at, o["product"], o["category"]])  # fmt: skip
+    assert (tmp_path / "orders.csv").read_bytes() == expected.getvalue().encode()
 
 
 def test_a_data_dir_that_cannot_be_written_is_a_clear_error(tmp_path: Path, capsys):
