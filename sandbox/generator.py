@@ -145,8 +145,9 @@ class Written:
     objects, serialised once all were built, were 2.5 GB spread through memory: writing them
     waited on it (a charge took 14 us to serialise in a pass over 20k of them, 4 us just
     built), and counting them for the ground truth walked them all again. At 1M charges,
-    alternated with that code: 62.0-75.3 s against 65.3-79.8 s, two-thirds of the system
-    time, a part's peak 2.2 GB against 2.6 GB; the files are byte for byte the same.
+    six runs alternated with that code: 62.0-78.0 s against 65.3-83.7 s (3%), a fifth to a
+    third less system time, a part's peak 2.2 GB against 2.6 GB; the files are byte for
+    byte the same.
     `observe` sees each batch of final objects first (the ground truth's sums). A charge
     stays open to one change after it is written, a dispute (`reopen`); every other change
     to an object is made before the story settles it (`_Story.settle`)."""
