@@ -152,7 +152,7 @@ class Written:
     stays open to one change after it is written, a dispute (`reopen`); every other change
     to an object is made before the story settles it (`_Story.settle`)."""
 
-    def __init__(self, observe: Callable[[str, list[dict[str, Any]]], None] | None = None):
+    def __init__(self, observe: Callable[[str, list[dict[str, Any]]], None]) -> None:
         self.observe = observe
         # Per list: each object's time and (id, JSON line without its newline), in the order
         # the story told them.
@@ -163,8 +163,7 @@ class Written:
         self._reopened: dict[int, dict[str, Any]] = {}
 
     def take(self, name: str, objs: list[dict[str, Any]]) -> None:
-        if self.observe is not None:
-            self.observe(name, objs)
+        self.observe(name, objs)
         rows = self.rows[name]
         if name == "charges":
             first = len(rows)

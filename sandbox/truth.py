@@ -94,6 +94,11 @@ def sums(data: Dataset) -> dict[str, Any]:
     return added.result(orders=len(data.orders))
 
 
+# A payment intent's status as the payments ground truth counts it.
+_PAYMENT_OUTCOME = {"succeeded": "succeeded", "requires_payment_method": "failed",
+                    "requires_capture": "uncaptured"}  # fmt: skip
+
+
 class Sums:
     """`sums`, added up list by list as objects are made (`add`): a part of a large account
     counts its objects while they are fresh (sandbox.generator.Written). Nothing it counts
@@ -152,11 +157,9 @@ class Sums:
                     self.presentment[re["currency"]]["refunds"] += 1
                     self.presentment[re["currency"]]["refunded"] += re["amount"]
         elif name == "payment_intents":
-            outcome = {"succeeded": "succeeded", "requires_payment_method": "failed",
-                       "requires_capture": "uncaptured"}  # fmt: skip
             for pi in objs:
                 totals = self.payments[pi["currency"]]
-                totals[outcome[pi["status"]]] += 1
+                totals[_PAYMENT_OUTCOME[pi["status"]]] += 1
                 totals["processed"] += pi["amount_received"]
 
     def _transactions(self, objs: list[dict[str, Any]]) -> None:
