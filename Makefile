@@ -29,9 +29,10 @@ env: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 run: env
 	$(BIN)/python -m orchestration.run
 
-## Lint, then the test suite (slow cases are behind the `slow` marker).
+## Lint, then the test suite (slow cases are behind the `slow` marker), one worker per core (at
+## most four), each taking whole test files so that a file's shared fixtures are built once.
 test: env lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 lint: env
 	$(BIN)/ruff check .
