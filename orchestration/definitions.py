@@ -210,17 +210,23 @@ def _manifest_is_stale() -> bool:
     return any(path.stat().st_mtime > built for path in sources)
 
 
-# @dbt_assets reads the manifest at import time: (re)build it on a fresh clone or after the
-# dbt project changed. Processes that import this module at once (the UI's code server and run
-# workers, the test suite's workers) check and build it in turn: dagster-dbt keeps two builds
-# apart, but dbt writes the manifest in place, and a process that found it while another wrote
-# it would read half a file.
-dbt_project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-with open(dbt_project.manifest_path.parent / ".manifest.lock", "w") as _lock:
-    fcntl.flock(_lock, fcntl.LOCK_EX)
-    if _manifest_is_stale():
-        os.environ.setdefault("DUCKDB_PATH", str(duckdb_path()))
-        dbt_project.preparer.prepare(dbt_project)
+def _prepare_manifest() -> None:
+    """Build the manifest on a fresh clone or after the dbt project changed. Processes that
+    import this module at once (the UI's code server and run workers, the test suite's
+    workers) check and build it in turn: dagster-dbt keeps two builds apart, but dbt writes
+    the manifest in place, and a process that found it while another wrote it would read
+    half a file. The lock goes with its process, however that process ends."""
+    target = dbt_project.manifest_path.parent
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _manifest_is_stale():
+            os.environ.setdefault("DUCKDB_PATH", str(duckdb_path()))
+            dbt_project.preparer.prepare(dbt_project)
+
+
+# @dbt_assets reads the manifest at import time.
+_prepare_manifest()
 
 
 class ModelTranslator(DagsterDbtTranslator):
