@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import dagster as dg
+import inspect
+import subprocess
+from functools import cached_property
 
-from orchestration.definitions import defs
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.definitions import DbtCli, defs
 
 
 def test_asset_graph_runs_from_raw_tables_through_dbt_to_the_sink():
@@ -37,6 +42,21 @@ def test_dbt_tests_are_asset_checks():
         "assert_revenue_matches_charges_and_refunds",
         "assert_balance_net_is_amount_less_fee",
     } <= checks
+
+
+def test_the_dbt_resource_leaves_out_only_steps_dagster_dbt_still_has():
+    """DbtCli overrides two of DbtCliResource's own steps; an upgrade of dagster-dbt that
+    renamed them would silently bring their cost back."""
+    assert isinstance(inspect.getattr_static(DbtCliResource, "_cli_version"), cached_property)
+    assert callable(inspect.getattr_static(DbtCliResource, "_initialize_dbt_core_adapter"))
+    dbt = defs.resources["dbt"]
+    assert isinstance(dbt, DbtCli)
+    # The version it reports is the one the dbt executable it runs prints.
+    printed = subprocess.run(
+        [dbt.dbt_executable, "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"installed: {dbt._cli_version}" in printed
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None
 
 
 def test_the_incremental_schedule_runs_the_whole_job():
