@@ -11,6 +11,7 @@ import importlib.metadata
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -244,7 +245,7 @@ class DbtCli(DbtCliResource):
     def _cli_version(self) -> Version:
         return Version(importlib.metadata.version("dbt-core"))
 
-    def _initialize_dbt_core_adapter(self, args):
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
         return None
 
 

@@ -25,7 +25,11 @@
 {#- Whether `structure` has a list at any depth. -#}
 {% macro _json_has_list(structure) -%}
     {%- for kind in structure.values() -%}
-        {%- if kind is mapping and _json_has_list(kind) or kind is not mapping and kind is not string -%}
+        {%- if kind is mapping -%}
+            {%- if _json_has_list(kind) -%}
+                {{ return(true) }}
+            {%- endif -%}
+        {%- elif kind is not string -%}
             {{ return(true) }}
         {%- endif -%}
     {%- endfor -%}
