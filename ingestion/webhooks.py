@@ -16,26 +16,32 @@ file is fsync'd before the 200 goes out (several requests share one fsync: group
 An event id already landed, or landing right now, is acknowledged once it is durable and
 not written twice. `GET /healthz` tells what the receiver holds. The receiver never opens
 DuckDB: `ingestion.landing` loads the files (the Dagster sensor `webhook_landing_sensor`).
+
+HTTP is served by uvicorn (uvloop's event loop, httptools' parser) with the small ASGI app
+below; the checks run on the loop, and one writer thread does the writes and fsyncs.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import re
 import signal
+import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 import stripe
+import uvicorn
 
 from ingestion.settings import ConfigurationError, webhook_secrets
 from sandbox.settings import PROJECT_ROOT
@@ -94,11 +100,14 @@ class RejectedError(Exception):
         self.status = status
 
 
+_Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]
+
+
 @dataclass
 class _Pending:
+    event_id: str
     line: bytes
-    done: threading.Event = field(default_factory=threading.Event)
-    ok: bool = False
+    waiters: list[_Waiter] = field(default_factory=list)
 
 
 class Landing:
@@ -125,23 +134,28 @@ class Landing:
         self._writer = threading.Thread(target=self._write_loop, daemon=True, name="landing")
         self._writer.start()
 
-    def land(self, event_id: str, line: bytes, timeout: float = 10.0) -> bool:
+    async def land(self, event_id: str, line: bytes, timeout: float = 10.0) -> bool:
         """Make the event durable (or find it already is); True once it is on disk."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
         with self._lock:
             if event_id in self.seen:
                 self.duplicates += 1
                 return True
             pending = self._inflight.get(event_id)
             if pending is None:
-                pending = _Pending(line)
+                pending = _Pending(event_id, line)
                 self._inflight[event_id] = pending
                 self._queue.append(pending)
                 self._cv.notify()
             else:
                 self.duplicates += 1
-        if not pending.done.wait(timeout):
+            pending.waiters.append((loop, future))
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
             return False
-        return pending.ok
 
     def _write_loop(self) -> None:
         while True:
@@ -158,15 +172,20 @@ class Landing:
             except OSError:
                 log.exception("webhook landing: cannot write %s", self.path)
                 ok = False
+            answers: dict[asyncio.AbstractEventLoop, list[asyncio.Future[bool]]] = {}
             with self._lock:
                 for pending in batch:
-                    event_id = orjson.loads(pending.line)["event"]["id"]
-                    self._inflight.pop(event_id, None)
+                    self._inflight.pop(pending.event_id, None)
                     if ok:
-                        self.seen.add(event_id)
+                        self.seen.add(pending.event_id)
                         self.landed += 1
-                    pending.ok = ok
-                    pending.done.set()
+                    for loop, future in pending.waiters:
+                        answers.setdefault(loop, []).append(future)
+            # One wake-up of each waiting loop per group, not one per event.
+            for loop, futures in answers.items():
+                # RuntimeError: that loop has closed, and nobody waits any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_answer_all, futures, ok)
 
     def close(self) -> None:
         with self._lock:
@@ -174,6 +193,12 @@ class Landing:
             self._cv.notify_all()
         self._writer.join(timeout=10)
         os.close(self._fd)
+
+
+def _answer_all(futures: list[asyncio.Future[bool]], ok: bool) -> None:
+    for future in futures:
+        if not future.done():  # a waiter that timed out has cancelled its future
+            future.set_result(ok)
 
 
 def _ids_in(path: Path) -> list[str]:
@@ -222,7 +247,7 @@ class Receiver:
                     raise RejectedError(400, stale) from None
         raise RejectedError(400, f"Bad Stripe-Signature: {last}")
 
-    def accept(self, body: bytes, signature: str | None, account: str | None = None) -> str:
+    async def accept(self, body: bytes, signature: str | None, account: str | None = None) -> str:
         """Verify, parse and land one delivery; the event id. `account`: the account the
         endpoint's path names, kept with an event that does not name its own."""
         self.verify(body, signature)
@@ -240,7 +265,7 @@ class Receiver:
         if account and not event.get("account"):
             landed["account"] = account
         line = orjson.dumps(landed) + b"\n"
-        if not self.landing.land(event["id"], line):
+        if not await self.landing.land(event["id"], line):
             raise RejectedError(503, "The event could not be made durable; retry.")
         return event["id"]
 
@@ -255,103 +280,133 @@ class Receiver:
         }
 
 
-def make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+_Send = Callable[[dict[str, Any]], Awaitable[None]]
+_Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def make_app(receiver: Receiver) -> Callable[..., Awaitable[None]]:
+    """The ASGI app: the statuses of the module's docstring, JSON bodies."""
     settings = receiver.settings
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
+    async def answer(send: _Send, status: int, body: dict[str, Any], close: bool = False) -> None:
+        data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)  # health: {400: n}
+        if status >= 400:
+            receiver.rejected[status] = receiver.rejected.get(status, 0) + 1
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(data)).encode())]  # fmt: skip
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
 
-        def _answer(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            if status >= 400:
-                receiver.rejected[status] = receiver.rejected.get(status, 0) + 1
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            if self.path == "/healthz":
-                self._answer(200, receiver.health())
-            elif account_of_path(self.path)[0]:
-                self._answer(405, {"error": "POST Stripe events here."})
-            else:
-                self._answer(404, {"error": "Not found."})
-
-        def do_POST(self) -> None:
-            is_webhook, account = account_of_path(self.path)
-            if not is_webhook:
-                self._drain()
-                self._answer(404, {"error": "Not found."})
+    async def app(scope: dict[str, Any], receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and path == "/healthz":
+            await answer(send, 200, receiver.health())
+            return
+        is_webhook, account = account_of_path(path)
+        if not is_webhook:
+            await answer(send, 404, {"error": "Not found."})
+            return
+        if method != "POST":
+            await answer(send, 405, {"error": "POST Stripe events here."})
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        if not length.isdigit():
+            await answer(send, 411, {"error": "Content-Length is required."}, close=True)
+            return
+        if int(length) > settings.max_body_bytes:
+            error = f"Body over {settings.max_body_bytes} bytes."
+            await answer(send, 413, {"error": error}, close=True)
+            return
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            await answer(send, 415, {"error": "Content-Type must be application/json."})
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nothing to land
                 return
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self.close_connection = True
-                self._answer(411, {"error": "Content-Length is required."})
-                return
-            if int(length) > settings.max_body_bytes:
-                self.close_connection = True
-                self._answer(413, {"error": f"Body over {settings.max_body_bytes} bytes."})
-                return
-            body = self.rfile.read(int(length))
-            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-            if content_type.lower() != "application/json":
-                self._answer(415, {"error": "Content-Type must be application/json."})
-                return
-            try:
-                event_id = receiver.accept(body, self.headers.get("Stripe-Signature"), account)
-            except RejectedError as err:
-                self._answer(err.status, {"error": str(err)})
-                return
-            self._answer(200, {"received": event_id})
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        signature = headers.get(b"stripe-signature")
+        try:
+            event_id = await receiver.accept(
+                b"".join(chunks), signature.decode("latin-1") if signature else None, account
+            )
+        except RejectedError as err:
+            await answer(send, err.status, {"error": str(err)})
+            return
+        await answer(send, 200, {"received": event_id})
 
-        def do_PUT(self) -> None:
-            self._drain()
-            self._answer(405, {"error": "POST Stripe events here."})
+    return app
 
-        def do_DELETE(self) -> None:
-            self.do_PUT()
 
-        def do_PATCH(self) -> None:
-            self.do_PUT()
-
-        def _drain(self) -> None:
-            length = self.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) <= settings.max_body_bytes:
-                self.rfile.read(int(length))
-            else:
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("webhooks: " + format, *args)
-
-    return Handler
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. Made with its protocol named, as asyncio wants to turn Nagle's
+    algorithm off on the connections (`socket.create_server` leaves it 0, and then every
+    answer, written as head and body, waits for the client's delayed ACK: 40 ms)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class ReceiverServer:
+    """The receiver on its socket: `serve()` in this thread, or `start()` one of its own."""
+
     def __init__(self, settings: ReceiverSettings) -> None:
         self.receiver = Receiver(settings)
-        handler = make_handler(self.receiver)
-        self.httpd = ThreadingHTTPServer((settings.host, settings.port), handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 128
+        # Bound here, so that a port in use is an OSError for the caller, not an exit.
+        self.socket = _listen(settings.host, settings.port)
+        config = uvicorn.Config(
+            make_app(self.receiver), lifespan="off", http="httptools", loop="uvloop",
+            log_config=None, log_level="warning", access_log=False, server_header=False,
+            timeout_graceful_shutdown=10,
+        )  # fmt: skip
+        self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}{WEBHOOK_PATH}"
 
+    def serve(self) -> None:
+        """Serve until SIGINT or SIGTERM (in the main thread) or `stop()`."""
+        self.server.run(sockets=[self.socket])
+
     def start(self) -> ReceiverServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.serve, daemon=True, name="receiver")
         self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"The webhook receiver did not start on {self.url}.")
+            time.sleep(0.005)
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self.close()
+
+    def close(self) -> None:
+        self.socket.close()
         self.receiver.landing.close()
 
     def __enter__(self) -> ReceiverServer:
@@ -361,14 +416,20 @@ class ReceiverServer:
         self.stop()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     from dotenv import load_dotenv
 
     load_dotenv(override=False)
     parser = argparse.ArgumentParser(prog="python -m ingestion.webhooks", description=__doc__)
-    # A server stops on SIGTERM even when started from a process that ignores it (an
-    # ignored signal is inherited across exec; some libraries leave SIGTERM ignored).
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # SIGTERM stops the server gracefully (uvicorn: in-flight requests are answered), then
+    # ends the process through this handler, which also holds when the process was started
+    # with SIGTERM ignored (an ignored signal is inherited across exec).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even from `nohup ... &`
     parser.add_argument("--port", type=int)
     parser.add_argument("--host")
     args = parser.parse_args(argv)
@@ -401,12 +462,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     try:
-        server.httpd.serve_forever()
+        server.serve()
     except KeyboardInterrupt:
         pass
     finally:
-        server.httpd.server_close()
-        server.receiver.landing.close()
+        server.close()
     return 0
 
 
