@@ -1,5 +1,5 @@
 """The webhook receiver: every bad input gets its status, bursts with duplicates land each
-event once, and what it acknowledged survives a SIGKILL."""
+event once, and what it acknowledged survives a SIGKILL or a SIGTERM."""
 
 from __future__ import annotations
 
@@ -120,7 +120,11 @@ def default_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def test_every_acknowledged_event_survives_a_sigkill(tmp_path: Path, free_port: int):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_every_acknowledged_event_survives_a_stop(tmp_path: Path, free_port: int, stop: int):
+    """Killed, or stopped as a supervisor stops it (SIGTERM: the requests in flight are
+    answered, then the process exits 0), the receiver has landed every event it
+    acknowledged, once."""
     landing = tmp_path / "landing"
     env = {**os.environ, "STRIPE_WEBHOOK_SECRET": SECRET, "WEBHOOK_LANDING_DIR": str(landing),
            "WEBHOOK_PORT": str(free_port)}  # fmt: skip
@@ -155,12 +159,13 @@ def test_every_acknowledged_event_survives_a_sigkill(tmp_path: Path, free_port: 
         futures = [pool.submit(send, n) for n in range(3000)]
         while len(acknowledged) < 200 and time.monotonic() < deadline:
             time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
+        process.send_signal(stop)
         killed.set()
-        process.wait(10)
+        returncode = process.wait(15)
         for future in futures:
             future.result()
     assert 200 <= len(acknowledged) < 3000
+    assert returncode == (0 if stop == signal.SIGTERM else -signal.SIGKILL)
     # Restarted, the receiver knows what landed: every acknowledged event is there, once.
     process = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.PIPE, preexec_fn=default_sigterm
