@@ -369,9 +369,14 @@ class ReceiverServer:
     """The receiver on its socket: `serve()` in this thread, or `start()` one of its own."""
 
     def __init__(self, settings: ReceiverSettings) -> None:
-        self.receiver = Receiver(settings)
-        # Bound here, so that a port in use is an OSError for the caller, not an exit.
+        # Bound here, so that a port in use is an OSError for the caller, not an exit; and
+        # first, so that it leaves no landing file behind.
         self.socket = _listen(settings.host, settings.port)
+        try:
+            self.receiver = Receiver(settings)
+        except BaseException:
+            self.socket.close()
+            raise
         config = uvicorn.Config(
             make_app(self.receiver), lifespan="off", http="httptools", loop="uvloop",
             log_config=None, log_level="warning", access_log=False, server_header=False,
@@ -429,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     # ends the process through this handler, which also holds when the process was started
     # with SIGTERM ignored (an ignored signal is inherited across exec).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even from `nohup ... &`
+    # Ctrl-C; and SIGINT also stops a receiver a script started in the background (which
+    # starts it with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser.add_argument("--port", type=int)
     parser.add_argument("--host")
     args = parser.parse_args(argv)
