@@ -100,14 +100,12 @@ class RejectedError(Exception):
         self.status = status
 
 
-_Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]
-
-
 @dataclass
 class _Pending:
     event_id: str
     line: bytes
-    waiters: list[_Waiter] = field(default_factory=list)
+    # The requests waiting for it, each on its server's event loop.
+    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
 
 
 class Landing:
@@ -136,8 +134,7 @@ class Landing:
 
     async def land(self, event_id: str, line: bytes, timeout: float = 10.0) -> bool:
         """Make the event durable (or find it already is); True once it is on disk."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         with self._lock:
             if event_id in self.seen:
                 self.duplicates += 1
@@ -150,7 +147,7 @@ class Landing:
                 self._cv.notify()
             else:
                 self.duplicates += 1
-            pending.waiters.append((loop, future))
+            pending.waiters.append(future)
         try:
             async with asyncio.timeout(timeout):
                 return await future
@@ -179,8 +176,8 @@ class Landing:
                     if ok:
                         self.seen.add(pending.event_id)
                         self.landed += 1
-                    for loop, future in pending.waiters:
-                        answers.setdefault(loop, []).append(future)
+                    for future in pending.waiters:
+                        answers.setdefault(future.get_loop(), []).append(future)
             # One wake-up of each waiting loop per group, not one per event.
             for loop, futures in answers.items():
                 # RuntimeError: that loop has closed, and nobody waits any more.
