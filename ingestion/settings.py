@@ -115,10 +115,8 @@ class StripeSettings:
             "max_retries": int(env.get("STRIPE_MAX_RETRIES", cls.max_retries)),
             "backoff_seconds": float(env.get("STRIPE_RETRY_BACKOFF_SECONDS", cls.backoff_seconds)),
             "events": env.get("STRIPE_EVENTS", "1").strip().lower() in TRUE_WORDS,
-            "relist_days": _int_env(env, "STRIPE_RELIST_DAYS", 0),
-            "objects_per_commit": _int_env(
-                env, "STRIPE_OBJECTS_PER_COMMIT", cls.objects_per_commit
-            ),
+            "relist_days": int_env(env, "STRIPE_RELIST_DAYS", 0),
+            "objects_per_commit": int_env(env, "STRIPE_OBJECTS_PER_COMMIT", cls.objects_per_commit),
             "orders_path": Path(orders) if orders else None,
             "sandbox_settings": sandbox,
         }
@@ -184,7 +182,7 @@ def _connected_problem(raw: str) -> str | None:
     return None
 
 
-def _int_env(env: os._Environ | dict, name: str, default: int) -> int:
+def int_env(env: os._Environ | dict, name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default

@@ -43,7 +43,7 @@ import orjson
 import stripe
 import uvicorn
 
-from ingestion.settings import ConfigurationError, webhook_secrets
+from ingestion.settings import ConfigurationError, int_env, webhook_secrets
 from sandbox.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,8 @@ class ReceiverSettings:
             secrets=secrets,
             landing_dir=Path(env.get("WEBHOOK_LANDING_DIR", cls.landing_dir)),
             host=env.get("WEBHOOK_HOST", cls.host),
-            port=int(env.get("WEBHOOK_PORT", cls.port)),
-            max_body_bytes=int(env.get("WEBHOOK_MAX_BODY_BYTES", cls.max_body_bytes)),
+            port=int_env(env, "WEBHOOK_PORT", cls.port),
+            max_body_bytes=int_env(env, "WEBHOOK_MAX_BODY_BYTES", cls.max_body_bytes),
         )
 
 
