@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from ingestion.events import EVENT_TABLES, object_of
+from ingestion.settings import ConfigurationError
 from ingestion.webhooks import WEBHOOK_PATH, ReceiverServer, ReceiverSettings
 from sandbox.webhooks import sign
 
@@ -237,3 +238,11 @@ def test_an_accounts_own_endpoint_path_names_the_account_of_its_events(receiver,
         "evt_000002": "acct_first_key",
         "evt_000003": "acct_connected",
     }
+
+
+@pytest.mark.parametrize("name", ["WEBHOOK_PORT", "WEBHOOK_MAX_BODY_BYTES"])
+def test_a_setting_that_is_not_a_number_is_a_clear_error(monkeypatch, name: str):
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv(name, "eighty")
+    with pytest.raises(ConfigurationError, match=f"{name} must be a whole number"):
+        ReceiverSettings.from_env()
