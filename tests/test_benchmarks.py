@@ -61,3 +61,10 @@ def test_reuse_loads_refuses_load_parts_and_missing_warehouses(tmp_path: Path):
     assert missing.returncode == 2
     assert f"no warehouse left by a load at {tmp_path / 'runs' / '2k-0'}" in missing.stderr
     assert not list(tmp_path.glob("results-*.json"))
+
+
+def test_the_benchmark_builds_the_models_as_the_pipeline_does():
+    from benchmarks.__main__ import DBT_BUILD
+    from orchestration.definitions import DBT_BUILD_ARGS
+
+    assert DBT_BUILD == DBT_BUILD_ARGS

@@ -436,7 +436,10 @@ def test_every_model_and_column_is_documented_and_every_mart_has_a_contract(load
             assert keys.get(node["unique_id"]), f"{name} has no primary-key test"
 
 
-def test_dbt_docs_and_source_freshness_run_on_the_warehouse(loaded, tmp_path):
+def test_dbt_docs_source_freshness_and_unit_tests_run_on_the_warehouse(loaded, tmp_path):
+    """What the pipeline's builds leave out: the docs, the freshness check, and the unit
+    tests (fixed inputs, so they check the models' SQL; they need the warehouse only for
+    the inputs' column types)."""
     import os
     import subprocess
     import sys
@@ -446,7 +449,8 @@ def test_dbt_docs_and_source_freshness_run_on_the_warehouse(loaded, tmp_path):
     dbt = Path(sys.executable).with_name("dbt")
     env = {**os.environ, "DUCKDB_PATH": str(workdir / "warehouse.duckdb")}
     common = ["--project-dir", str(project), "--profiles-dir", str(project)]
-    for command in (["docs", "generate"], ["source", "freshness"]):
+    unit = ["test", "--select", "test_type:unit"]
+    for command in (["docs", "generate"], ["source", "freshness"], unit):
         done = subprocess.run(
             [str(dbt), *command, *common, "--target-path", str(tmp_path / "target")],
             env=env,
@@ -457,6 +461,10 @@ def test_dbt_docs_and_source_freshness_run_on_the_warehouse(loaded, tmp_path):
         assert done.returncode == 0, done.stdout[-2000:]
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
     assert "model.stripe_elt.fct_charges" in catalog["nodes"]
+    unit_tests = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    assert sorted(r["unique_id"] for r in unit_tests) == sorted(manifest["unit_tests"])
+    assert {r["status"] for r in unit_tests} == {"pass"}
 
 
 READER = """
