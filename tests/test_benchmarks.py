@@ -68,3 +68,19 @@ def test_the_benchmark_builds_the_models_as_the_pipeline_does():
     from orchestration.definitions import DBT_BUILD_ARGS
 
     assert DBT_BUILD == DBT_BUILD_ARGS
+
+
+def test_webhook_runs_are_timed_only_where_the_payment_was_seen():
+    from benchmarks.__main__ import summarise
+
+    def hook(mart_s: float, paid: bool, in_tab: bool = True) -> dict:
+        return {"events": 9, "payments": int(paid), "landed_s": 0.05, "mart_s": mart_s,
+                "tab_s": mart_s + 5, "in_mart": paid, "in_tab": paid and in_tab}  # fmt: skip
+
+    hooks = [hook(99.0, paid=False), hook(30.0, paid=True), hook(40.0, paid=True, in_tab=False)]
+    summary = summarise(
+        {"sizes": {"10k": {"runs": [], "objects": 1, "generator": 1, "webhook": hooks}}}
+    )["10k"]
+    assert summary["webhook_landed_s"]["n"] == 3
+    assert (summary["webhook_mart_s"]["median"], summary["webhook_mart_s"]["n"]) == (35.0, 2)
+    assert (summary["webhook_tab_s"]["median"], summary["webhook_tab_s"]["n"]) == (35.0, 1)
