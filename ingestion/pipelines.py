@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from pathlib import Path
 
@@ -41,24 +42,32 @@ def _destination(database: Path | None) -> dlt.destinations.duckdb:
     )
 
 
+def _pipeline(name: str, dataset: str, database: Path | None, working_dir: Path | None):
+    """The dlt pipeline `name`, its working folder made by one process at a time. dlt makes
+    a folder it finds without state by wiping it and writing the state afresh, so two
+    processes starting on a new checkout at once (Dagster's webserver and daemon, or test
+    workers, each loading the definitions) could wipe the folder under each other's write.
+    The second now waits for the first, finds its state, and attaches."""
+    folder = Path(working_dir or pipelines_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dlt.pipeline(
+            pipeline_name=name,
+            destination=_destination(database),
+            dataset_name=dataset,
+            pipelines_dir=str(folder),
+        )
+
+
 def stripe_pipeline(database: Path | None = None, working_dir: Path | None = None) -> dlt.Pipeline:
-    return dlt.pipeline(
-        pipeline_name="stripe",
-        destination=_destination(database),
-        dataset_name=RAW_STRIPE_SCHEMA,
-        pipelines_dir=str(working_dir or pipelines_dir()),
-    )
+    return _pipeline("stripe", RAW_STRIPE_SCHEMA, database, working_dir)
 
 
 def careportals_pipeline(
     database: Path | None = None, working_dir: Path | None = None
 ) -> dlt.Pipeline:
-    return dlt.pipeline(
-        pipeline_name="careportals",
-        destination=_destination(database),
-        dataset_name=RAW_CAREPORTALS_SCHEMA,
-        pipelines_dir=str(working_dir or pipelines_dir()),
-    )
+    return _pipeline("careportals", RAW_CAREPORTALS_SCHEMA, database, working_dir)
 
 
 def run_stripe_account(
@@ -138,12 +147,7 @@ def stripe_webhooks_pipeline(
     database: Path | None = None, working_dir: Path | None = None
 ) -> dlt.Pipeline:
     """Loads the webhook landing into the same raw `events` table as the Events feed."""
-    return dlt.pipeline(
-        pipeline_name="stripe_webhooks",
-        destination=_destination(database),
-        dataset_name=RAW_STRIPE_SCHEMA,
-        pipelines_dir=str(working_dir or pipelines_dir()),
-    )
+    return _pipeline("stripe_webhooks", RAW_STRIPE_SCHEMA, database, working_dir)
 
 
 def load_stripe_accounts(

@@ -63,3 +63,37 @@ def test_the_incremental_schedule_runs_the_whole_job():
     schedule = defs.resolve_schedule_def("incremental_load")
     assert schedule.cron_schedule == "*/15 * * * *"
     assert schedule.job_name == "full_pipeline"
+
+
+STARTER = """
+import sys, time
+from pathlib import Path
+from ingestion.pipelines import careportals_pipeline, stripe_pipeline
+go, database, folder = (Path(arg) for arg in sys.argv[1:])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.001)
+stripe_pipeline(database, folder)
+careportals_pipeline(database, folder)
+"""
+
+
+def test_processes_loading_the_definitions_at_once_on_a_new_checkout_all_start(tmp_path):
+    """Dagster's webserver and daemon (or test workers) each make the dlt pipelines as they
+    load the definitions; on a checkout with no dlt state yet, none may fail for the
+    others making the same working folder."""
+    import sys
+
+    go, folder = tmp_path / "go", tmp_path / "dlt"
+    args = [sys.executable, "-c", STARTER, str(go), str(tmp_path / "w.duckdb"), str(folder)]
+    starters = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    for starter in starters:
+        assert starter.stdout.readline() == "ready\n"
+    go.touch()
+    for starter in starters:
+        _, err = starter.communicate(timeout=120)
+        assert starter.returncode == 0, err[-2000:]
+    assert (folder / "stripe" / "state.json").exists()
