@@ -50,6 +50,7 @@ from typing import Any
 import httpx
 import orjson
 
+from orchestration.dbt_build import DBT_BUILD_ARGS
 from sandbox.server import SANDBOX_API_KEY
 from sandbox.settings import PROJECT_ROOT
 from sandbox.store import dataset_dir
@@ -319,16 +320,11 @@ def run_dbt(command: list[str], env: dict[str, str], step_log: Path) -> float:
     return time.perf_counter() - started
 
 
-# The pipeline's build (`orchestration.definitions.DBT_BUILD_ARGS`): every model, seed and
-# data test; the unit tests, which do not read the data, run in `make test`.
-DBT_BUILD = ["build", "--exclude-resource-type", "unit_test"]
-
-
 def dbt_build(env: dict[str, str], step_log: Path) -> float:
     """The pipeline's `dbt build` from the dbt project: its wall seconds. A `dbt parse`
     first (not timed) leaves the parse state a deployment has after any earlier build."""
     run_dbt(["parse"], env, step_log)
-    return run_dbt(DBT_BUILD, env, step_log)
+    return run_dbt(DBT_BUILD_ARGS, env, step_log)
 
 
 def builds(size: str, run: int, dataset: dict, args, logs: Path) -> dict[str, Any]:
@@ -398,10 +394,9 @@ def webhook_to_mart(
         # An advance's one new order can fail to pay; its run is kept in the raw figures but
         # not timed, and the sandbox advances again, until `runs` payments were followed.
         attempts = 0
-        while sum(1 for r in results if r["payments"]) < runs:
+        while (paid_runs := sum(1 for r in results if r["payments"])) < runs:
             attempts += 1
             if attempts > 3 * runs:
-                paid_runs = sum(1 for r in results if r["payments"])
                 raise StepFailedError(
                     f"{attempts - 1} advances of the sandbox brought {paid_runs} successful "
                     f"payments, not {runs}"

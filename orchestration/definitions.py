@@ -44,6 +44,7 @@ from ingestion.pipelines import (
 from ingestion.settings import StripeSettings, configuration_warnings, parse_backfill
 from ingestion.stripe_source import stripe_source
 from ingestion.webhooks import landing_dir_from_env
+from orchestration.dbt_build import DBT_BUILD_ARGS
 from publishing.publish import publish_marts
 from publishing.settings import PublishSettings
 from warehouse import RAW_STRIPE_SCHEMA, check_writable, duckdb_path, refresh_reader_copy
@@ -52,8 +53,6 @@ load_dotenv(override=False)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DUCKDB_POOL = "duckdb"
-# Every model, seed and data test; unit tests run in `make test` (see `dbt_models`).
-DBT_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 EVENTS_SOURCE = "source.stripe_elt.stripe.events"
 WEBHOOK_LANDING_KEY = dg.AssetKey(["stripe", "webhook_landing"])
 # A run with this tag re-reads the mutable Stripe objects created in that many days.
@@ -275,9 +274,8 @@ class ModelTranslator(DagsterDbtTranslator):
     pool=DUCKDB_POOL,
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Staging views and marts; dbt's data tests run as asset checks. Unit tests check the
-    models' SQL on fixed inputs, not the data, so they run in `make test` and not here, as
-    dbt recommends (at 10k charges they were a fifth of every build)."""
+    """Staging, intermediate and mart tables; dbt's data tests run as asset checks, the unit
+    tests in `make test` (see `orchestration.dbt_build`)."""
     os.environ["DUCKDB_PATH"] = str(duckdb_path())
     yield from dbt.cli(DBT_BUILD_ARGS, context=context).stream()
 

@@ -64,7 +64,7 @@ def test_reuse_loads_refuses_load_parts_and_missing_warehouses(tmp_path: Path):
 
 
 def test_the_benchmark_builds_the_models_as_the_pipeline_does():
-    from benchmarks.__main__ import DBT_BUILD
+    from benchmarks.__main__ import DBT_BUILD_ARGS as DBT_BUILD
     from orchestration.definitions import DBT_BUILD_ARGS
 
     assert DBT_BUILD == DBT_BUILD_ARGS
