@@ -9,7 +9,7 @@ from pathlib import Path
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from ingestion.settings import pipelines_dir
+from ingestion.settings import ConfigurationError, pipelines_dir
 from warehouse import RAW_CAREPORTALS_SCHEMA, RAW_STRIPE_SCHEMA, duckdb_path, memory_limit
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,23 @@ def _destination(database: Path | None) -> dlt.destinations.duckdb:
     )
 
 
-def _pipeline(name: str, dataset: str, database: Path | None, working_dir: Path | None):
+def _pipeline(
+    name: str, dataset: str, database: Path | None, working_dir: Path | None
+) -> dlt.Pipeline:
     """The dlt pipeline `name`, its working folder made by one process at a time. dlt makes
     a folder it finds without state by wiping it and writing the state afresh, so two
     processes starting on a new checkout at once (Dagster's webserver and daemon, or test
     workers, each loading the definitions) could wipe the folder under each other's write.
     The second now waits for the first, finds its state, and attaches."""
     folder = Path(working_dir or pipelines_dir())
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f".{name}.lock", "w") as lock:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / f".{name}.lock", "w")  # noqa: SIM115 (closed by the with below)
+    except OSError as err:
+        raise ConfigurationError(
+            f"DLT_PIPELINES_DIR: cannot keep dlt's working state in {folder} ({err.strerror})."
+        ) from err
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return dlt.pipeline(
             pipeline_name=name,

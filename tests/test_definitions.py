@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import subprocess
+import sys
 from functools import cached_property
 
 import dagster as dg
@@ -82,8 +83,6 @@ def test_processes_loading_the_definitions_at_once_on_a_new_checkout_all_start(t
     """Dagster's webserver and daemon (or test workers) each make the dlt pipelines as they
     load the definitions; on a checkout with no dlt state yet, none may fail for the
     others making the same working folder."""
-    import sys
-
     go, folder = tmp_path / "go", tmp_path / "dlt"
     args = [sys.executable, "-c", STARTER, str(go), str(tmp_path / "w.duckdb"), str(folder)]
     starters = [
@@ -97,3 +96,14 @@ def test_processes_loading_the_definitions_at_once_on_a_new_checkout_all_start(t
         _, err = starter.communicate(timeout=120)
         assert starter.returncode == 0, err[-2000:]
     assert (folder / "stripe" / "state.json").exists()
+
+
+def test_a_pipelines_folder_that_cannot_be_made_is_a_clear_configuration_error(tmp_path):
+    import pytest
+
+    from ingestion.pipelines import stripe_pipeline
+    from ingestion.settings import ConfigurationError
+
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ConfigurationError, match="DLT_PIPELINES_DIR: cannot keep dlt's"):
+        stripe_pipeline(tmp_path / "w.duckdb", tmp_path / "a_file" / "dlt")
