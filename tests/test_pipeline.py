@@ -467,6 +467,79 @@ def test_dbt_docs_source_freshness_and_unit_tests_run_on_the_warehouse(loaded, t
     assert {r["status"] for r in unit_tests} == {"pass"}
 
 
+def test_a_staging_build_reads_only_what_changed_and_all_again_when_its_definition_changes(
+    loaded, tmp_path
+):
+    """The incremental staging of charges: a build after the first restages the objects
+    whose raw row was read again, and leaves the others' rows as they are (a row changed by
+    hand stays changed: it was not read); a table made from another definition of the model
+    is built again in full."""
+    import shutil
+
+    from tests.test_change_capture import run_dbt
+
+    workdir, _ = loaded
+    shutil.copyfile(workdir / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    [(first, second)] = query(
+        tmp_path,
+        "select min(charge_id), max(charge_id) from staging.stg_stripe__charges",
+    )
+
+    def tamper(charge_id: str) -> None:
+        con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        con.execute(
+            "update staging.stg_stripe__charges set amount_minor = -1 where charge_id = ?",
+            [charge_id],
+        )
+        con.close()
+
+    def build() -> str:
+        return run_dbt(tmp_path / "warehouse.duckdb", tmp_path / "target",
+                       "run", "--select", "stg_stripe__charges")  # fmt: skip
+
+    def amounts() -> dict[str, int]:
+        return dict(query(
+            tmp_path,
+            "select charge_id, amount_minor from staging.stg_stripe__charges "
+            "where charge_id in (?, ?)",
+            [first, second],
+        ))  # fmt: skip
+
+    def definition() -> str:
+        [(comment,)] = query(
+            tmp_path,
+            "select comment from duckdb_tables() where table_name = 'stg_stripe__charges'",
+        )
+        return comment
+
+    current = definition()
+    assert current.startswith("stripe-elt definition ")
+    tamper(first)
+    tamper(second)
+    assert "1 incremental model" in build()
+    assert amounts() == {first: -1, second: -1}
+
+    # The first charge read again by a load: restaged from its payload.
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute(
+        "update raw_stripe.charges set extracted_at = extracted_at + interval 1 second "
+        "where id = ?",
+        [first],
+    )
+    con.close()
+    build()
+    restaged = amounts()
+    assert restaged[first] > 0 and restaged[second] == -1
+
+    # A table made from another definition: built again in full, and marked with this one.
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("comment on table staging.stg_stripe__charges is 'stripe-elt definition 0'")
+    con.close()
+    build()
+    assert amounts()[second] > 0
+    assert definition() == current
+
+
 READER = """
 import os, sys, time, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)

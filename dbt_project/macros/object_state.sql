@@ -5,14 +5,56 @@
     events by their `created`. On the same second an update or a deletion beats the listed
     row and a creation loses to it; then the later event id wins, so the choice never
     depends on load order. `object_deleted` is true when the latest event deleted it.
+
+    Each object comes with what it was staged from: `source_extracted_at`, when its listed
+    row was read (null for an object known only from events), and `source_event_count`, how
+    many events carried it. Given `staged_id`, the id column of the calling model, an
+    incremental build of that model states only the objects whose listed row was read again
+    or first, or whose events it has not counted, since the build that staged them: a
+    webhook's few objects, not every payload of the account.
 -#}
-{% macro stripe_object_state(table) -%}
+{% macro stripe_object_state(table, staged_id=none) -%}
+{%- set incremental = staged_id is not none and is_incremental() -%}
 (
     -- Versions are ranked on their keys alone, and only for the objects some event carried;
     -- the raw table is then read once, each payload straight from its row, so no copy of
     -- every listed payload is held for a join.
     with
 
+    event_counts as (
+        select
+            account_id,
+            object_id as id,
+            count(*) as event_count
+        from {{ source('stripe', 'events') }}
+        where object_table = '{{ table }}'
+        group by account_id, object_id
+    ),
+
+    {% if incremental -%}
+    changed as (
+        select
+            listed.account_id,
+            listed.id
+        from {{ source('stripe', table) }} as listed
+        left join {{ this }} as staged
+            on
+                listed.account_id = staged.account_id
+                and listed.id = staged.{{ staged_id }}
+        where staged.source_extracted_at is distinct from listed.extracted_at
+        union
+        select
+            event_counts.account_id,
+            event_counts.id
+        from event_counts
+        left join {{ this }} as staged
+            on
+                event_counts.account_id = staged.account_id
+                and event_counts.id = staged.{{ staged_id }}
+        where staged.source_event_count is distinct from event_counts.event_count
+    ),
+
+    {% endif -%}
     object_events as (
         select
             account_id,
@@ -27,9 +69,17 @@
                     then 0
                 else 2
             end as version_rank,
-            id as event_id
-        from {{ source('stripe', 'events') }}
-        where object_table = '{{ table }}'
+            id as event_id,
+            null::timestamptz as extracted_at
+        from {{ source('stripe', 'events') }} as events
+        where
+            object_table = '{{ table }}'
+            {%- if incremental %}
+            and exists (
+                select 1 from changed
+                where changed.account_id = events.account_id and changed.id = events.object_id
+            )
+            {%- endif %}
     ),
 
     evented_listed as (
@@ -38,7 +88,8 @@
             listed.id,
             coalesce(listed.observed_at, listed.created) as version_at,
             1 as version_rank,
-            '' as event_id
+            '' as event_id,
+            listed.extracted_at
         from {{ source('stripe', table) }} as listed
         where exists (
             select 1 from object_events
@@ -51,6 +102,8 @@
             account_id,
             id,
             event_id,
+            version_at,
+            max(extracted_at) over (partition by account_id, id) as listed_extracted_at,
             row_number() over (
                 partition by account_id, id
                 order by version_at desc, version_rank desc, event_id desc
@@ -67,31 +120,77 @@
         select
             account_id,
             id,
-            event_id
+            event_id,
+            version_at,
+            listed_extracted_at
         from ranked
         where version_number = 1 and event_id != ''
     )
+
+    {%- if incremental %},
+
+    -- The changed objects whose listed row is their latest version, by the row's keys: the
+    -- join hands their range of `extracted_at` to the scan, which then reads only the
+    -- payloads of the loads that brought them.
+    listed_won as (
+        select
+            listed.account_id,
+            listed.id,
+            listed.extracted_at
+        from {{ source('stripe', table) }} as listed
+        where
+            exists (
+                select 1 from changed
+                where changed.account_id = listed.account_id and changed.id = listed.id
+            )
+            and not exists (
+                select 1 from event_won
+                where event_won.account_id = listed.account_id and event_won.id = listed.id
+            )
+    )
+    {%- endif %}
 
     select
         listed.account_id,
         listed.id,
         listed.livemode,
         listed.payload,
-        false as object_deleted
+        false as object_deleted,
+        listed.extracted_at as source_extracted_at,
+        coalesce(event_counts.event_count, 0) as source_event_count
     from {{ source('stripe', table) }} as listed
+    {%- if incremental %}
+    inner join listed_won
+        on
+            listed.account_id = listed_won.account_id
+            and listed.id = listed_won.id
+            and listed.extracted_at = listed_won.extracted_at
+    {%- endif %}
+    left join event_counts
+        on listed.account_id = event_counts.account_id and listed.id = event_counts.id
+    {%- if not incremental %}
     where not exists (
         select 1 from event_won
         where event_won.account_id = listed.account_id and event_won.id = listed.id
     )
+    {%- endif %}
     union all
     select
         events.account_id,
         events.object_id as id,
         events.livemode,
         events.object_payload as payload,
-        events.object_deleted
+        events.object_deleted,
+        event_won.listed_extracted_at as source_extracted_at,
+        event_counts.event_count as source_event_count
     from {{ source('stripe', 'events') }} as events
+    -- By `created` too: the scan then reads only the events of the winners' range.
     inner join event_won
-        on events.account_id = event_won.account_id and events.id = event_won.event_id
+        on
+            events.account_id = event_won.account_id
+            and events.id = event_won.event_id
+            and events.created = event_won.version_at
+    inner join event_counts
+        on event_won.account_id = event_counts.account_id and event_won.id = event_counts.id
 )
 {%- endmacro %}

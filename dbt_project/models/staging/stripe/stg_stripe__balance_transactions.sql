@@ -1,8 +1,12 @@
+{{ config(materialized='incremental', unique_key=['account_id', 'balance_transaction_id']) }}
+
 with
 
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         {{ parse_json('payload', {
             'id': 'varchar',
             'created': 'bigint',
@@ -19,7 +23,8 @@ source as (
             'description': 'varchar',
             'fee_details': [{'amount': 'bigint', 'type': 'varchar'}]
         }) }} as txn
-    from {{ source('stripe', 'balance_transactions') }}
+    from {{ stripe_object_state('balance_transactions', staged_id='balance_transaction_id') }}
+        as stripe_objects
 ),
 
 currencies as (
@@ -50,7 +55,9 @@ final as (
         {{ to_major_units('source.txn.net') }} as net,
         source.txn.exchange_rate,
         source.txn.description,
-        currencies.currency is null as is_unknown_currency
+        currencies.currency is null as is_unknown_currency,
+        source.source_extracted_at,
+        source.source_event_count
     from source
     left join currencies on lower(source.txn.currency) = currencies.currency
 )

@@ -1,8 +1,12 @@
+{{ config(materialized='incremental', unique_key=['account_id', 'charge_id']) }}
+
 with
 
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         livemode,
         {{ parse_json('payload', {
             'id': 'varchar',
@@ -31,7 +35,7 @@ source as (
                 'card': {'brand': 'varchar', 'funding': 'varchar', 'country': 'varchar'}
             }
         }) }} as charge
-    from {{ stripe_object_state('charges') }} as stripe_objects
+    from {{ stripe_object_state('charges', staged_id='charge_id') }} as stripe_objects
 ),
 
 currencies as (
@@ -71,7 +75,9 @@ final as (
         source.charge.payment_method_details.card.funding as card_funding,
         source.charge.payment_method_details.card.country as card_country,
         source.livemode,
-        currencies.currency is null as is_unknown_currency
+        currencies.currency is null as is_unknown_currency,
+        source.source_extracted_at,
+        source.source_event_count
     from source
     left join currencies on lower(source.charge.currency) = currencies.currency
 )

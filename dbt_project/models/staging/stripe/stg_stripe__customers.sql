@@ -1,8 +1,12 @@
+{{ config(materialized='incremental', unique_key=['account_id', 'customer_id']) }}
+
 with
 
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         object_deleted,
         {{ parse_json('payload', {
             'id': 'varchar',
@@ -14,7 +18,7 @@ source as (
             'delinquent': 'boolean',
             'address': {'country': 'varchar'}
         }) }} as customer
-    from {{ stripe_object_state('customers') }} as stripe_objects
+    from {{ stripe_object_state('customers', staged_id='customer_id') }} as stripe_objects
 ),
 
 final as (
@@ -27,7 +31,9 @@ final as (
         lower(customer.currency) as currency,
         customer.address.country,
         coalesce(customer.delinquent, false) as is_delinquent,
-        coalesce(customer.deleted, false) or object_deleted as is_deleted
+        coalesce(customer.deleted, false) or object_deleted as is_deleted,
+        source.source_extracted_at,
+        source.source_event_count
     from source
 )
 

@@ -1,8 +1,12 @@
+{{ config(materialized='incremental', unique_key=['account_id', 'invoice_id']) }}
+
 with
 
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         {{ parse_json('payload', {
             'id': 'varchar',
             'number': 'varchar',
@@ -18,7 +22,7 @@ source as (
             'period_start': 'bigint',
             'period_end': 'bigint'
         }) }} as invoice
-    from {{ stripe_object_state('invoices') }} as stripe_objects
+    from {{ stripe_object_state('invoices', staged_id='invoice_id') }} as stripe_objects
 ),
 
 currencies as (
@@ -42,7 +46,9 @@ final as (
         {{ to_major_units('source.invoice.amount_paid') }} as amount_paid,
         {{ from_unix_seconds('source.invoice.period_start') }} as period_start,
         {{ from_unix_seconds('source.invoice.period_end') }} as period_end,
-        currencies.currency is null as is_unknown_currency
+        currencies.currency is null as is_unknown_currency,
+        source.source_extracted_at,
+        source.source_event_count
     from source
     left join currencies on lower(source.invoice.currency) = currencies.currency
 )

@@ -1,8 +1,12 @@
+{{ config(materialized='incremental', unique_key=['account_id', 'payment_intent_id']) }}
+
 with
 
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         {{ parse_json('payload', {
             'id': 'varchar',
             'created': 'bigint',
@@ -17,7 +21,8 @@ source as (
             'metadata': {'resourceId': 'varchar'},
             'last_payment_error': {'code': 'varchar', 'decline_code': 'varchar'}
         }) }} as intent
-    from {{ stripe_object_state('payment_intents') }} as stripe_objects
+    from {{ stripe_object_state('payment_intents', staged_id='payment_intent_id') }}
+        as stripe_objects
 ),
 
 currencies as (
@@ -40,7 +45,9 @@ final as (
         nullif(source.intent.metadata.resourceid, '') as order_id,
         source.intent.last_payment_error.code as last_error_code,
         source.intent.last_payment_error.decline_code as last_decline_code,
-        currencies.currency is null as is_unknown_currency
+        currencies.currency is null as is_unknown_currency,
+        source.source_extracted_at,
+        source.source_event_count
     from source
     left join currencies on lower(source.intent.currency) = currencies.currency
 )

@@ -1,8 +1,12 @@
+{{ config(materialized='incremental', unique_key=['account_id', 'refund_id']) }}
+
 with
 
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         {{ parse_json('payload', {
             'id': 'varchar',
             'created': 'bigint',
@@ -15,7 +19,7 @@ source as (
             'status': 'varchar',
             'metadata': {'resourceId': 'varchar'}
         }) }} as refund
-    from {{ stripe_object_state('refunds') }} as stripe_objects
+    from {{ stripe_object_state('refunds', staged_id='refund_id') }} as stripe_objects
 ),
 
 currencies as (
@@ -37,7 +41,9 @@ final as (
         source.refund.amount as amount_minor,
         {{ to_major_units('source.refund.amount') }} as amount,
         nullif(source.refund.metadata.resourceid, '') as metadata_order_id,
-        currencies.currency is null as is_unknown_currency
+        currencies.currency is null as is_unknown_currency,
+        source.source_extracted_at,
+        source.source_event_count
     from source
     left join currencies on lower(source.refund.currency) = currencies.currency
 )

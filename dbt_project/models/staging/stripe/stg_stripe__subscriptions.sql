@@ -1,8 +1,12 @@
+{{ config(materialized='incremental', unique_key=['account_id', 'subscription_id']) }}
+
 with
 
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         {{ parse_json('payload', {
             'id': 'varchar',
             'created': 'bigint',
@@ -18,7 +22,7 @@ source as (
             'latest_invoice': 'varchar',
             'items': {'has_more': 'boolean', 'total_count': 'bigint'}
         }) }} as stripe_subscription
-    from {{ stripe_object_state('subscriptions') }} as stripe_objects
+    from {{ stripe_object_state('subscriptions', staged_id='subscription_id') }} as stripe_objects
 ),
 
 final as (
@@ -36,7 +40,9 @@ final as (
         {{ from_unix_seconds('stripe_subscription.ended_at') }} as ended_at,
         stripe_subscription.cancel_at_period_end,
         stripe_subscription.latest_invoice as latest_invoice_id,
-        stripe_subscription.items.total_count as item_count
+        stripe_subscription.items.total_count as item_count,
+        source.source_extracted_at,
+        source.source_event_count
     from source
 )
 
