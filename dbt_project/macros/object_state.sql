@@ -14,7 +14,8 @@
     webhook's few objects, not every payload of the account.
 -#}
 {% macro stripe_object_state(table, staged_id=none) -%}
-{%- set incremental = staged_id is not none and is_incremental() -%}
+{#- A unit test has no table of the model (`this`) unless it gives one. -#}
+{%- set incremental = staged_id is not none and this is not none and is_incremental() -%}
 (
     -- Versions are ranked on their keys alone, and only for the objects some event carried;
     -- the raw table is then read once, each payload straight from its row, so no copy of
