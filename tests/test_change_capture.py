@@ -33,6 +33,8 @@ INCREMENTAL_STAGING = (
     "stg_stripe__customers",
     "stg_stripe__invoices",
     "stg_stripe__subscriptions",
+    "stg_stripe__invoice_lines",
+    "stg_stripe__subscription_items",
 )
 
 

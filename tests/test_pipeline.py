@@ -473,7 +473,7 @@ def test_a_staging_build_reads_only_what_changed_and_all_again_when_its_definiti
     """The incremental staging of charges: a build after the first restages the objects
     whose raw row was read again, and leaves the others' rows as they are (a row changed by
     hand stays changed: it was not read); a table made from another definition of the model
-    is built again in full."""
+    is built again in full. Of invoice lines: an invoice left with none keeps none."""
     import shutil
 
     from tests.test_change_capture import run_dbt
@@ -538,6 +538,29 @@ def test_a_staging_build_reads_only_what_changed_and_all_again_when_its_definiti
     build()
     assert amounts()[second] > 0
     assert definition() == current
+
+    # An invoice read again with no lines left (a draft's last line deleted): its staged
+    # lines go, though no row of the new build replaces them.
+    [(invoice, lines)] = query(
+        tmp_path,
+        "select invoice_id, count(*) from staging.stg_stripe__invoice_lines "
+        "group by invoice_id order by invoice_id limit 1",
+    )
+    assert lines > 0
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute(
+        "update raw_stripe.invoices set payload = json_merge_patch(payload, ?)::varchar, "
+        "extracted_at = extracted_at + interval 1 second where id = ?",
+        [json.dumps({"lines": {"data": [], "has_more": False}}), invoice],
+    )
+    con.close()
+    run_dbt(tmp_path / "warehouse.duckdb", tmp_path / "target",
+            "run", "--select", "stg_stripe__invoice_lines")  # fmt: skip
+    assert query(
+        tmp_path,
+        "select count(*) from staging.stg_stripe__invoice_lines where invoice_id = ?",
+        [invoice],
+    ) == [(0,)]
 
 
 READER = """

@@ -33,27 +33,7 @@
     ),
 
     {% if incremental -%}
-    changed as (
-        select
-            listed.account_id,
-            listed.id
-        from {{ source('stripe', table) }} as listed
-        left join {{ this }} as staged
-            on
-                listed.account_id = staged.account_id
-                and listed.id = staged.{{ staged_id }}
-        where staged.source_extracted_at is distinct from listed.extracted_at
-        union
-        select
-            event_counts.account_id,
-            event_counts.id
-        from event_counts
-        left join {{ this }} as staged
-            on
-                event_counts.account_id = staged.account_id
-                and event_counts.id = staged.{{ staged_id }}
-        where staged.source_event_count is distinct from event_counts.event_count
-    ),
+    changed as {{ stripe_changed_objects(table, staged_id) }},
 
     {% endif -%}
     object_events as (
@@ -194,4 +174,58 @@
     inner join event_counts
         on event_won.account_id = event_counts.account_id and event_won.id = event_counts.id
 )
+{%- endmacro %}
+
+
+{#- The objects of a raw Stripe table to stage again in the calling model's table (`this`,
+    whose id column is `staged_id`): those whose listed row a load read again or first, and
+    those with events the table has not counted. -#}
+{% macro stripe_changed_objects(table, staged_id) -%}
+(
+    with
+
+    event_counts as (
+        select
+            account_id,
+            object_id as id,
+            count(*) as event_count
+        from {{ source('stripe', 'events') }}
+        where object_table = '{{ table }}'
+        group by account_id, object_id
+    )
+
+    select
+        listed.account_id,
+        listed.id
+    from {{ source('stripe', table) }} as listed
+    left join {{ this }} as staged
+        on
+            listed.account_id = staged.account_id
+            and listed.id = staged.{{ staged_id }}
+    where staged.source_extracted_at is distinct from listed.extracted_at
+    union
+    select
+        event_counts.account_id,
+        event_counts.id
+    from event_counts
+    left join {{ this }} as staged
+        on
+            event_counts.account_id = staged.account_id
+            and event_counts.id = staged.{{ staged_id }}
+    where staged.source_event_count is distinct from event_counts.event_count
+)
+{%- endmacro %}
+
+{#- A pre-hook of a model with many rows to one object (an invoice's lines): in a build after
+    the first, the rows of the objects to stage again go first, so that an object left with
+    no rows (a draft invoice's last line deleted) keeps none. The rows they will have are
+    then staged as for any object without rows. -#}
+{% macro delete_changed_objects(table, staged_id) -%}
+    {%- if this is not none and is_incremental() -%}
+    delete from {{ this }} as staged
+    where exists (
+        select 1 from {{ stripe_changed_objects(table, staged_id) }} as changed
+        where changed.account_id = staged.account_id and changed.id = staged.{{ staged_id }}
+    )
+    {%- endif -%}
 {%- endmacro %}

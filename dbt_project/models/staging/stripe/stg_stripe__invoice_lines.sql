@@ -1,3 +1,9 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['account_id', 'invoice_id'],
+    pre_hook="{{ delete_changed_objects('invoices', 'invoice_id') }}",
+) }}
+
 {#- One row per invoice line: what each invoice billed for which subscription item, price and
     period. Stripe embeds the first lines of each invoice; `lines_complete` is false where an
     invoice holds more lines than were embedded. -#}
@@ -6,6 +12,8 @@ with
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         {{ parse_json('payload', {
             'id': 'varchar',
             'subscription': 'varchar',
@@ -32,12 +40,14 @@ source as (
                 }]
             }
         }) }} as invoice
-    from {{ stripe_object_state('invoices') }} as stripe_objects
+    from {{ stripe_object_state('invoices', staged_id='invoice_id') }} as stripe_objects
 ),
 
 lines as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         invoice.id as invoice_id,
         invoice.subscription as invoice_subscription_id,
         invoice.status as invoice_status,
@@ -65,7 +75,9 @@ final as (
         coalesce(invoice_line.parent.subscription_item_details.proration, false) as is_proration,
         {{ from_unix_seconds('invoice_line.period.start') }} as period_start,
         {{ from_unix_seconds('invoice_line.period."end"') }} as period_end,
-        lines_complete
+        lines_complete,
+        source_extracted_at,
+        source_event_count
     from lines
 )
 

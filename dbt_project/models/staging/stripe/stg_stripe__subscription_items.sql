@@ -1,8 +1,16 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['account_id', 'subscription_id'],
+    pre_hook="{{ delete_changed_objects('subscriptions', 'subscription_id') }}",
+) }}
+
 with
 
 source as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         {{ parse_json('payload', {
             'id': 'varchar',
             'customer': 'varchar',
@@ -23,12 +31,14 @@ source as (
                 }
             }]}
         }) }} as stripe_subscription
-    from {{ stripe_object_state('subscriptions') }} as stripe_objects
+    from {{ stripe_object_state('subscriptions', staged_id='subscription_id') }} as stripe_objects
 ),
 
 items as (
     select
         account_id,
+        source_extracted_at,
+        source_event_count,
         stripe_subscription.id as subscription_id,
         stripe_subscription.customer as customer_id,
         {{ unnest_list('stripe_subscription.items.data') }} as item
@@ -49,7 +59,9 @@ final as (
         item.price.recurring.interval as recurring_interval,
         coalesce(item.price.recurring.interval_count, 1) as recurring_interval_count,
         coalesce(item.price.recurring.usage_type, 'licensed') as usage_type,
-        {{ from_unix_seconds('item.current_period_start') }} as current_period_start
+        {{ from_unix_seconds('item.current_period_start') }} as current_period_start,
+        source_extracted_at,
+        source_event_count
     from items
 )
 
