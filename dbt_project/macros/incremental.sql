@@ -7,15 +7,15 @@
     (or from before this, with no comment) is built again in full, as by `--full-refresh`.
 -#}
 
-{#- dbt's own, but for incremental models of this project whose table was made from another
-    definition. -#}
+{#- dbt's own (a model's `full_refresh` config, else `--full-refresh`), but true as well for an
+    incremental model of this project whose table was made from another definition. -#}
 {% macro should_full_refresh() -%}
     {%- set configured = config.get('full_refresh') -%}
-    {%- if configured is none -%}
-        {%- set configured = flags.FULL_REFRESH -%}
-    {%- endif -%}
-    {%- if configured or config.get('materialized') != 'incremental' -%}
+    {%- if configured is not none -%}
         {{ return(configured) }}
+    {%- endif -%}
+    {%- if flags.FULL_REFRESH or config.get('materialized') != 'incremental' -%}
+        {{ return(flags.FULL_REFRESH) }}
     {%- endif -%}
     {{ return(incremental_definition_comment() != incremental_definition_stored()) }}
 {%- endmacro %}

@@ -9,7 +9,7 @@
     Each object comes with what it was staged from: `source_extracted_at`, when its listed
     row was read (null for an object known only from events), and `source_event_count`, how
     many events carried it. Given `staged_id`, the id column of the calling model, an
-    incremental build of that model states only the objects whose listed row was read again
+    incremental build of that model stages only the objects whose listed row was read again
     or first, or whose events it has not counted, since the build that staged them: a
     webhook's few objects, not every payload of the account.
 -#}
