@@ -22,15 +22,7 @@
     -- every listed payload is held for a join.
     with
 
-    event_counts as (
-        select
-            account_id,
-            object_id as id,
-            count(*) as event_count
-        from {{ source('stripe', 'events') }}
-        where object_table = '{{ table }}'
-        group by account_id, object_id
-    ),
+    event_counts as {{ stripe_event_counts(table) }},
 
     {% if incremental -%}
     changed as {{ stripe_changed_objects(table, staged_id) }},
@@ -184,15 +176,7 @@
 (
     with
 
-    event_counts as (
-        select
-            account_id,
-            object_id as id,
-            count(*) as event_count
-        from {{ source('stripe', 'events') }}
-        where object_table = '{{ table }}'
-        group by account_id, object_id
-    )
+    event_counts as {{ stripe_event_counts(table) }}
 
     select
         listed.account_id,
@@ -228,4 +212,18 @@
         where changed.account_id = staged.account_id and changed.id = staged.{{ staged_id }}
     )
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- How many events carried each object of a raw Stripe table. -#}
+{% macro stripe_event_counts(table) -%}
+(
+    select
+        account_id,
+        object_id as id,
+        count(*) as event_count
+    from {{ source('stripe', 'events') }}
+    where object_table = '{{ table }}'
+    group by account_id, object_id
+)
 {%- endmacro %}
