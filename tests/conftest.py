@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,20 @@ def read_objects(dataset: Path, list_name: str) -> list[dict]:
         with open(path) as f:
             objs += [json.loads(line) for line in f]
     return objs
+
+
+DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
+
+
+def run_dbt(database: Path, target: Path, *args: str) -> str:
+    """dbt on `database`, as a user runs it; its output."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(DBT_PROJECT),
+         "--profiles-dir", str(DBT_PROJECT), "--target-path", str(target)],
+        env={**os.environ, "DUCKDB_PATH": str(database)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    return done.stdout

@@ -6,10 +6,7 @@ state, also with faults injected into the API."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -19,11 +16,10 @@ from ingestion.webhooks import ReceiverServer, ReceiverSettings
 from sandbox.generator import DAY
 from sandbox.server import SandboxServer, SandboxState
 from sandbox.webhooks import DeliverySettings, Faults
-from tests.conftest import set_pipeline_env
+from tests.conftest import run_dbt, set_pipeline_env
 from tests.test_pipeline import failure_messages, query
 
 SECRET = "whsec_test_change_capture"
-PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 # The staging models a build after the first makes incrementally (macros/object_state.sql).
 INCREMENTAL_STAGING = (
     "stg_stripe__charges",
@@ -36,20 +32,6 @@ INCREMENTAL_STAGING = (
     "stg_stripe__invoice_lines",
     "stg_stripe__subscription_items",
 )
-
-
-def run_dbt(database: Path, target: Path, *args: str) -> str:
-    """dbt on `database`, as a user runs it; its output."""
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(PROJECT),
-         "--profiles-dir", str(PROJECT), "--target-path", str(target)],
-        env={**os.environ, "DUCKDB_PATH": str(database)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:]
-    return done.stdout
 
 
 def assert_staging_equals_a_full_build(workdir: Path, scratch: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 from openpyxl import load_workbook
 
 from sandbox import catalog
-from tests.conftest import read_objects, set_pipeline_env
+from tests.conftest import read_objects, run_dbt, set_pipeline_env
 
 
 def run_pipeline():
@@ -440,25 +440,11 @@ def test_dbt_docs_source_freshness_and_unit_tests_run_on_the_warehouse(loaded, t
     """What the pipeline's builds leave out: the docs, the freshness check, and the unit
     tests (fixed inputs, so they check the models' SQL; they need the warehouse only for
     the inputs' column types)."""
-    import os
-    import subprocess
-    import sys
-
     workdir, _ = loaded
-    project = Path(__file__).resolve().parents[1] / "dbt_project"
-    dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, "DUCKDB_PATH": str(workdir / "warehouse.duckdb")}
-    common = ["--project-dir", str(project), "--profiles-dir", str(project)]
-    unit = ["test", "--select", "test_type:unit"]
-    for command in (["docs", "generate"], ["source", "freshness"], unit):
-        done = subprocess.run(
-            [str(dbt), *command, *common, "--target-path", str(tmp_path / "target")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stdout[-2000:]
+    database = workdir / "warehouse.duckdb"
+    for command in (["docs", "generate"], ["source", "freshness"],
+                    ["test", "--select", "test_type:unit"]):  # fmt: skip
+        run_dbt(database, tmp_path / "target", *command)
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
     assert "model.stripe_elt.fct_charges" in catalog["nodes"]
     unit_tests = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
@@ -475,8 +461,6 @@ def test_a_staging_build_reads_only_what_changed_and_all_again_when_its_definiti
     hand stays changed: it was not read); a table made from another definition of the model
     is built again in full. Of invoice lines: an invoice left with none keeps none."""
     import shutil
-
-    from tests.test_change_capture import run_dbt
 
     workdir, _ = loaded
     shutil.copyfile(workdir / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
