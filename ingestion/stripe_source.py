@@ -5,6 +5,8 @@ Each Stripe list becomes one raw table with the object kept whole as JSON next t
 tables (dlt skips Python-side normalisation for Arrow) and loaded as parquet, merged on
 `(account_id, id)` (with `created`, which never changes for an id: see `RAW_KEY`). dbt's
 staging models parse the payload; a field Stripe adds later is already in the warehouse.
+The large lists also carry the fields their staging models read as typed columns, so that
+a build need not parse every payload (see `ingestion.typed_fields`).
 
 Loads are incremental by `created`: each run asks for `created >= cursor`, so the boundary
 second is read again and the merge drops what was already there. Changes to objects created
@@ -37,6 +39,7 @@ from ingestion.events import (
     event_batches,
 )
 from ingestion.stripe_api import StripeApi, StripeApiError
+from ingestion.typed_fields import TypedFields, declared_fields
 
 # Stripe list endpoints loaded into raw tables, with the query parameters each needs.
 STRIPE_LISTS: dict[str, dict[str, str]] = {
@@ -100,12 +103,26 @@ RAW_SCHEMA = pa.schema(
 )
 
 
+def raw_schema(list_name: str) -> pa.Schema:
+    """A list's raw table: `RAW_SCHEMA`, and its typed fields if it has any."""
+    fields = declared_fields().get(list_name)
+    if fields is None:
+        return RAW_SCHEMA
+    return pa.schema([*RAW_SCHEMA, *fields.arrow_fields()])
+
+
 def _batches(
     pages: Iterator[list[dict[str, Any]]],
     account_id: str,
     cursor_out: dict[str, int],
     clock: Callable[[], int | None] = lambda: None,
+    fields: TypedFields | None = None,
 ) -> Iterator[pa.Table]:
+    # The typed fields' columns (see `ingestion.typed_fields`), then their version.
+    extra = fields.arrow_fields() if fields is not None else []
+    schema = pa.schema([*RAW_SCHEMA, *extra])
+    typed_rows: list[tuple] = []
+    versions: list[str | None] = []
     ids: list[str] = []
     created: list[int] = []
     livemode: list[bool | None] = []
@@ -118,6 +135,7 @@ def _batches(
     seen: set[str] = set()
 
     def flush() -> pa.Table:
+        typed = list(zip(*typed_rows, strict=True)) if typed_rows else [()] * (len(extra) - 1)
         table = pa.Table.from_arrays(
             [
                 pa.array([account_id] * len(ids), pa.string()),
@@ -127,12 +145,16 @@ def _batches(
                 pa.array(payloads, pa.string()),
                 pa.array([extracted_at] * len(ids), pa.timestamp("us", tz="UTC")),
                 pa.array(observed, pa.int64()),
+                *(pa.array(values, f.type) for values, f in zip(typed, extra, strict=False)),
+                *([pa.array(versions, pa.string())] if extra else []),
             ],
-            schema=RAW_SCHEMA,
+            schema=schema,
         )
         ids.clear(), created.clear(), livemode.clear(), payloads.clear(), observed.clear()
+        versions.clear(), typed_rows.clear()
         return table
 
+    no_values = (None,) * (len(extra) - 1)
     yielded = False
     for page in pages:
         seen_at = clock()
@@ -154,6 +176,10 @@ def _batches(
             created.append(when)
             livemode.append(obj.get("livemode"))
             payloads.append(orjson.dumps(obj).decode())
+            if fields is not None:
+                values = fields.values(obj)
+                versions.append(None if values is None else fields.version)
+                typed_rows.append(no_values if values is None else values)
             if when > newest:
                 newest = when
         if len(ids) >= BATCH_ROWS:
@@ -211,7 +237,7 @@ def stripe_list_resource(
     )
     def objects() -> Iterator[pa.Table]:
         if not read:
-            yield RAW_SCHEMA.empty_table()
+            yield raw_schema(list_name).empty_table()
             return
         if budget is not None and not budget.admits(list_name):
             return
@@ -237,7 +263,9 @@ def stripe_list_resource(
             # A range of the past read again: the cursors of the regular runs stay put.
             params["created[gte]"], params["created[lt]"] = backfill
             progress = {}
-        for table in _batches(api.iter_pages(list_name, params), account_id, progress, clock):
+        pages = api.iter_pages(list_name, params)
+        fields = declared_fields().get(list_name)
+        for table in _batches(pages, account_id, progress, clock, fields):
             if budget is not None:
                 budget.read += table.num_rows
             yield table

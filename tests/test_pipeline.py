@@ -547,6 +547,55 @@ def test_a_staging_build_reads_only_what_changed_and_all_again_when_its_definiti
     ) == [(0,)]
 
 
+def test_the_typed_fields_stage_exactly_what_parsing_every_payload_does(loaded, tmp_path):
+    """Every row the load wrote to a large list carries its declared fields as typed columns
+    with the declaration's version, and the staging models read those: a charge whose
+    payload is emptied is still staged whole. Every other row made to look written before
+    the declaration (no version) is staged from its payload, and each staging model then
+    holds exactly the rows it held from the typed columns."""
+    import shutil
+
+    from ingestion.typed_fields import declared_fields
+
+    workdir, _ = loaded
+    for list_name, fields in declared_fields().items():
+        [(rows, typed)] = query(
+            workdir,
+            f"select count(*), count(*) filter (where fields_version = ?) "
+            f"from raw_stripe.{list_name}",
+            [fields.version],
+        )
+        assert rows > 0 and typed == rows, list_name
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(workdir / "warehouse.duckdb", copy)
+    con = duckdb.connect(str(copy))
+    [(emptied,)] = con.execute(
+        "select min(id) from raw_stripe.charges where id not in "
+        "(select object_id from raw_stripe.events where object_table = 'charges')"
+    ).fetchall()
+    con.execute("update raw_stripe.charges set payload = '{}' where id = ?", [emptied])
+    for list_name in declared_fields():
+        con.execute(
+            f"update raw_stripe.{list_name} set fields_version = null where id != ?", [emptied]
+        )
+    models = [name for (name,) in con.execute(
+        "select table_name from duckdb_tables() where schema_name = 'staging' order by 1"
+    ).fetchall()]  # fmt: skip
+    con.close()
+    run_dbt(copy, tmp_path / "target", "run", "--full-refresh", "--select", "staging")
+    for model in models:
+        [(missing, extra)] = query(
+            workdir,
+            f"attach '{copy}' as parsed (read_only); "
+            f"select (select count(*) from (from staging.{model} "
+            f"except all from parsed.staging.{model})), "
+            f"(select count(*) from (from parsed.staging.{model} "
+            f"except all from staging.{model}))",
+        )
+        assert (missing, extra) == (0, 0), model
+
+
 READER = """
 import os, sys, time, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)

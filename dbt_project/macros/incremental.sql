@@ -21,9 +21,10 @@
 {%- endmacro %}
 
 {#- What an incremental model's table is made from: the model's SQL, every macro of this
-    project, and the rows of each seed it reads. -#}
+    project, the Stripe fields its staging reads (var('stripe_fields')), and the rows of
+    each seed it reads. -#}
 {% macro incremental_definition_comment() -%}
-    {%- set parts = [model.raw_code] -%}
+    {%- set parts = [model.raw_code, tojson(var('stripe_fields', {}), sort_keys=true)] -%}
     {%- for name in stripe_elt | sort -%}
         {%- do parts.append(name ~ '\n' ~ stripe_elt[name].macro.macro_sql) -%}
     {%- endfor -%}

@@ -95,3 +95,63 @@
 {% macro default__unnest_list(column) -%}
     unnest({{ column }})
 {%- endmacro %}
+
+{#- `structure` as a struct of the typed columns the loads write for it beside the payload
+    (`field_<path>`, lowercased: ingestion/typed_fields.py), of the relation `alias`: the
+    same struct as `parse_json` of the payload gives. -#}
+{% macro typed_fields_struct(alias, structure, prefix=[]) -%}
+    struct_pack(
+    {%- for key, kind in structure.items() -%}
+        {%- set path = prefix + [key] -%}
+        "{{ key }}" := {% if kind is mapping -%}
+            {{ typed_fields_struct(alias, kind, path) }}
+        {%- else -%}
+            {{ alias }}.{{ typed_field_column(path) }}
+        {%- endif -%}
+        {{- ', ' if not loop.last -}}
+    {%- endfor -%}
+    )
+{%- endmacro %}
+
+{#- The typed column of the field at `path` (a list of keys). -#}
+{% macro typed_field_column(path) -%}
+    field_{{ path | join('_') | lower }}
+{%- endmacro %}
+
+{#- The version a row's typed columns were written with, for `structure` (as
+    ingestion.typed_fields.declaration_version computes it). -#}
+{% macro typed_fields_version(structure) -%}
+    {{ return(local_md5(tojson(structure, sort_keys=true))) }}
+{%- endmacro %}
+
+{#- The leaf paths of `structure`, as lists of keys. -#}
+{% macro _typed_field_paths(structure, prefix=[]) -%}
+    {%- set paths = [] -%}
+    {%- for key, kind in structure.items() -%}
+        {%- if kind is mapping -%}
+            {%- do paths.extend(_typed_field_paths(kind, prefix + [key])) -%}
+        {%- else -%}
+            {%- do paths.append(prefix + [key]) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(paths) }}
+{%- endmacro %}
+
+{#- Whether the raw table `relation` has the typed columns of `structure` (the loads of
+    this version wrote it at least once; a unit test's given rows have none). -#}
+{% macro has_typed_fields(relation, structure) -%}
+    {%- if not execute or relation is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name')
+        | map('lower') | list -%}
+    {%- if 'fields_version' not in names -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- for path in _typed_field_paths(structure) -%}
+        {%- if typed_field_column(path) | trim not in names -%}
+            {{ return(false) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(true) }}
+{%- endmacro %}

@@ -12,10 +12,20 @@
     incremental build of that model stages only the objects whose listed row was read again
     or first, or whose events it has not counted, since the build that staged them: a
     webhook's few objects, not every payload of the account.
+
+    Given `fields` (the list's declared fields, var('stripe_fields')), each object comes as
+    `object`, the struct of those fields, instead of its `payload`: from the typed columns
+    of the listed rows written with this declaration, parsed from the payload for every
+    other row (see ingestion/typed_fields.py).
 -#}
-{% macro stripe_object_state(table, staged_id=none) -%}
+{% macro stripe_object_state(table, staged_id=none, fields=none) -%}
 {#- A unit test has no table of the model (`this`) unless it gives one. -#}
 {%- set incremental = staged_id is not none and this is not none and is_incremental() -%}
+{%- set typed = fields is not none and has_typed_fields(source('stripe', table), fields) -%}
+{%- set version = typed_fields_version(fields) if typed else none -%}
+{#- The listed rows in one part, or in two when some have typed columns: a part of its own
+    for them reads no payload. -#}
+{%- set listed_parts = ['typed', 'parsed'] if typed else ['payload' if fields is none else 'parsed'] -%}
 (
     -- Versions are ranked on their keys alone, and only for the objects some event carried;
     -- the raw table is then read once, each payload straight from its row, so no copy of
@@ -123,11 +133,18 @@
     )
     {%- endif %}
 
+    {%- for part in listed_parts %}
     select
         listed.account_id,
         listed.id,
         listed.livemode,
+        {%- if part == 'typed' %}
+        {{ typed_fields_struct('listed', fields) }} as object,
+        {%- elif part == 'parsed' %}
+        {{ parse_json('listed.payload', fields) }} as object,
+        {%- else %}
         listed.payload,
+        {%- endif %}
         false as object_deleted,
         listed.extracted_at as source_extracted_at,
         coalesce(event_counts.event_count, 0) as source_event_count
@@ -141,18 +158,30 @@
     {%- endif %}
     left join event_counts
         on listed.account_id = event_counts.account_id and listed.id = event_counts.id
-    {%- if not incremental %}
-    where not exists (
-        select 1 from event_won
-        where event_won.account_id = listed.account_id and event_won.id = listed.id
-    )
-    {%- endif %}
+    where
+        true
+        {%- if not incremental %}
+        and not exists (
+            select 1 from event_won
+            where event_won.account_id = listed.account_id and event_won.id = listed.id
+        )
+        {%- endif %}
+        {%- if part == 'typed' %}
+        and listed.fields_version = '{{ version }}'
+        {%- elif typed %}
+        and listed.fields_version is distinct from '{{ version }}'
+        {%- endif %}
     union all
+    {%- endfor %}
     select
         events.account_id,
         events.object_id as id,
         events.livemode,
+        {%- if fields is none %}
         events.object_payload as payload,
+        {%- else %}
+        {{ parse_json('events.object_payload', fields) }} as object,
+        {%- endif %}
         events.object_deleted,
         event_won.listed_extracted_at as source_extracted_at,
         event_counts.event_count as source_event_count

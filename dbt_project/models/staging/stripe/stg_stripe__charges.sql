@@ -8,34 +8,11 @@ source as (
         source_extracted_at,
         source_event_count,
         livemode,
-        {{ parse_json('payload', {
-            'id': 'varchar',
-            'created': 'bigint',
-            'amount': 'bigint',
-            'amount_captured': 'bigint',
-            'amount_refunded': 'bigint',
-            'currency': 'varchar',
-            'status': 'varchar',
-            'captured': 'boolean',
-            'paid': 'boolean',
-            'refunded': 'boolean',
-            'disputed': 'boolean',
-            'customer': 'varchar',
-            'payment_intent': 'varchar',
-            'balance_transaction': 'varchar',
-            'description': 'varchar',
-            'receipt_email': 'varchar',
-            'failure_code': 'varchar',
-            'failure_message': 'varchar',
-            'metadata': {'resourceId': 'varchar', 'category': 'varchar'},
-            'billing_details': {'email': 'varchar', 'name': 'varchar'},
-            'outcome': {'reason': 'varchar', 'type': 'varchar'},
-            'payment_method_details': {
-                'type': 'varchar',
-                'card': {'brand': 'varchar', 'funding': 'varchar', 'country': 'varchar'}
-            }
-        }) }} as charge
-    from {{ stripe_object_state('charges', staged_id='charge_id') }} as stripe_objects
+        -- The fields read: stripe_fields.charges in dbt_project.yml.
+        object as charge
+    from {{ stripe_object_state(
+        'charges', staged_id='charge_id', fields=var('stripe_fields')['charges']
+    ) }} as stripe_objects
 ),
 
 currencies as (

@@ -8,17 +8,11 @@ source as (
         source_extracted_at,
         source_event_count,
         object_deleted,
-        {{ parse_json('payload', {
-            'id': 'varchar',
-            'created': 'bigint',
-            'email': 'varchar',
-            'name': 'varchar',
-            'currency': 'varchar',
-            'deleted': 'boolean',
-            'delinquent': 'boolean',
-            'address': {'country': 'varchar'}
-        }) }} as customer
-    from {{ stripe_object_state('customers', staged_id='customer_id') }} as stripe_objects
+        -- The fields read: stripe_fields.customers in dbt_project.yml.
+        object as customer
+    from {{ stripe_object_state(
+        'customers', staged_id='customer_id', fields=var('stripe_fields')['customers']
+    ) }} as stripe_objects
 ),
 
 final as (

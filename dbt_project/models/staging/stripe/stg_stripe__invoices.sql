@@ -7,22 +7,11 @@ source as (
         account_id,
         source_extracted_at,
         source_event_count,
-        {{ parse_json('payload', {
-            'id': 'varchar',
-            'number': 'varchar',
-            'created': 'bigint',
-            'customer': 'varchar',
-            'subscription': 'varchar',
-            'currency': 'varchar',
-            'status': 'varchar',
-            'billing_reason': 'varchar',
-            'amount_due': 'bigint',
-            'amount_paid': 'bigint',
-            'amount_remaining': 'bigint',
-            'period_start': 'bigint',
-            'period_end': 'bigint'
-        }) }} as invoice
-    from {{ stripe_object_state('invoices', staged_id='invoice_id') }} as stripe_objects
+        -- The fields read: stripe_fields.invoices in dbt_project.yml.
+        object as invoice
+    from {{ stripe_object_state(
+        'invoices', staged_id='invoice_id', fields=var('stripe_fields')['invoices']
+    ) }} as stripe_objects
 ),
 
 currencies as (

@@ -7,22 +7,13 @@ source as (
         account_id,
         source_extracted_at,
         source_event_count,
-        {{ parse_json('payload', {
-            'id': 'varchar',
-            'created': 'bigint',
-            'amount': 'bigint',
-            'amount_received': 'bigint',
-            'currency': 'varchar',
-            'status': 'varchar',
-            'capture_method': 'varchar',
-            'customer': 'varchar',
-            'latest_charge': 'varchar',
-            'description': 'varchar',
-            'metadata': {'resourceId': 'varchar'},
-            'last_payment_error': {'code': 'varchar', 'decline_code': 'varchar'}
-        }) }} as intent
-    from {{ stripe_object_state('payment_intents', staged_id='payment_intent_id') }}
-        as stripe_objects
+        -- The fields read: stripe_fields.payment_intents in dbt_project.yml.
+        object as intent
+    from {{ stripe_object_state(
+        'payment_intents',
+        staged_id='payment_intent_id',
+        fields=var('stripe_fields')['payment_intents']
+    ) }} as stripe_objects
 ),
 
 currencies as (

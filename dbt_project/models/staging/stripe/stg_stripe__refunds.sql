@@ -7,19 +7,11 @@ source as (
         account_id,
         source_extracted_at,
         source_event_count,
-        {{ parse_json('payload', {
-            'id': 'varchar',
-            'created': 'bigint',
-            'amount': 'bigint',
-            'currency': 'varchar',
-            'charge': 'varchar',
-            'payment_intent': 'varchar',
-            'balance_transaction': 'varchar',
-            'reason': 'varchar',
-            'status': 'varchar',
-            'metadata': {'resourceId': 'varchar'}
-        }) }} as refund
-    from {{ stripe_object_state('refunds', staged_id='refund_id') }} as stripe_objects
+        -- The fields read: stripe_fields.refunds in dbt_project.yml.
+        object as refund
+    from {{ stripe_object_state(
+        'refunds', staged_id='refund_id', fields=var('stripe_fields')['refunds']
+    ) }} as stripe_objects
 ),
 
 currencies as (

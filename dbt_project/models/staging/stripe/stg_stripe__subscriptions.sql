@@ -7,22 +7,11 @@ source as (
         account_id,
         source_extracted_at,
         source_event_count,
-        {{ parse_json('payload', {
-            'id': 'varchar',
-            'created': 'bigint',
-            'customer': 'varchar',
-            'currency': 'varchar',
-            'status': 'varchar',
-            'start_date': 'bigint',
-            'trial_start': 'bigint',
-            'trial_end': 'bigint',
-            'canceled_at': 'bigint',
-            'ended_at': 'bigint',
-            'cancel_at_period_end': 'boolean',
-            'latest_invoice': 'varchar',
-            'items': {'has_more': 'boolean', 'total_count': 'bigint'}
-        }) }} as stripe_subscription
-    from {{ stripe_object_state('subscriptions', staged_id='subscription_id') }} as stripe_objects
+        -- The fields read: stripe_fields.subscriptions in dbt_project.yml.
+        object as stripe_subscription
+    from {{ stripe_object_state(
+        'subscriptions', staged_id='subscription_id', fields=var('stripe_fields')['subscriptions']
+    ) }} as stripe_objects
 ),
 
 final as (
