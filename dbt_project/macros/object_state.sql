@@ -23,9 +23,13 @@
 {%- set incremental = staged_id is not none and this is not none and is_incremental() -%}
 {%- set typed = fields is not none and has_typed_fields(source('stripe', table), fields) -%}
 {%- set version = typed_fields_version(fields) if typed else none -%}
-{#- The listed rows in one part, or in two when some have typed columns: a part of its own
-    for them reads no payload. -#}
-{%- set listed_parts = ['typed', 'parsed'] if typed else ['payload' if fields is none else 'parsed'] -%}
+{#- The listed rows in one part, or in two when the table has typed columns: a part of its
+    own for the rows written with this declaration reads no payload. -#}
+{%- if typed -%}
+    {%- set listed_parts = ['typed', 'parsed'] -%}
+{%- else -%}
+    {%- set listed_parts = ['payload' if fields is none else 'parsed'] -%}
+{%- endif -%}
 (
     -- Versions are ranked on their keys alone, and only for the objects some event carried;
     -- the raw table is then read once, each payload straight from its row, so no copy of
