@@ -216,3 +216,26 @@ def finish_pending(pipeline: dlt.Pipeline) -> None:
         pipeline.drop()
         return
     pipeline.load()
+    # A run killed after the warehouse committed some of the package's jobs, but before dlt
+    # recorded them, has them loaded again now: harmless for a merged table, twice the rows
+    # for an appended one (a list's first load). Each object is kept once.
+    drop_repeated_rows(pipeline)
+
+
+def drop_repeated_rows(pipeline: dlt.Pipeline) -> None:
+    """Keep one row per object (`account_id, id`) in each raw Stripe list table: the last
+    read, or any one of identical copies."""
+    from ingestion.stripe_source import STRIPE_LISTS
+
+    dataset = pipeline.dataset_name
+    with pipeline.sql_client() as client:
+        found = client.execute_sql(
+            "select table_name from information_schema.tables where table_schema = ?", dataset
+        )
+        for name in sorted({row[0] for row in found or []} & set(STRIPE_LISTS)):
+            table = f'"{dataset}"."{name}"'
+            client.execute_sql(
+                f"delete from {table} where rowid in (select rowid from (select rowid, "
+                f"row_number() over (partition by account_id, id "
+                f"order by extracted_at desc, rowid) as copy from {table}) where copy > 1)"
+            )

@@ -151,3 +151,35 @@ def test_loads_are_committed_by_objects_read(tmp_path: Path, sandbox, truth, mon
             expected, load, read = [*expected, sorted(load)], [], 0
     expected.append(sorted([*load, "events"]))
     assert per_load["300"] == expected
+
+
+def test_a_package_loaded_again_after_a_kill_leaves_each_object_once(tmp_path, monkeypatch):
+    """A run killed after the warehouse committed an appended table's rows, but before dlt
+    recorded it, loads them again when it resumes: the copies go, the latest read stays."""
+    from ingestion.pipelines import drop_repeated_rows, stripe_pipeline
+
+    database = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("DUCKDB_PATH", str(database))
+    monkeypatch.setenv("DLT_PIPELINES_DIR", str(tmp_path / "dlt"))
+    con = duckdb.connect(str(database))
+    con.execute("create schema raw_stripe")
+    con.execute(
+        "create table raw_stripe.charges as select * from (values "
+        "('acct_1', 'ch_1', 1, timestamptz '2026-12-01 10:00:00'), "
+        "('acct_1', 'ch_1', 1, timestamptz '2026-12-01 10:00:00'), "
+        "('acct_1', 'ch_2', 2, timestamptz '2026-12-01 10:00:00'), "
+        "('acct_1', 'ch_2', 2, timestamptz '2026-12-02 10:00:00'), "
+        "('acct_2', 'ch_1', 1, timestamptz '2026-12-01 10:00:00')) "
+        "as t(account_id, id, created, extracted_at)"
+    )
+    con.close()
+    drop_repeated_rows(stripe_pipeline())
+    con = duckdb.connect(str(database), read_only=True)
+    assert con.execute(
+        "select account_id, id, extracted_at::date::varchar from raw_stripe.charges order by 1, 2"
+    ).fetchall() == [
+        ("acct_1", "ch_1", "2026-12-01"),
+        ("acct_1", "ch_2", "2026-12-02"),
+        ("acct_2", "ch_1", "2026-12-01"),
+    ]
+    con.close()
