@@ -103,12 +103,10 @@ RAW_SCHEMA = pa.schema(
 )
 
 
-def raw_schema(list_name: str) -> pa.Schema:
-    """A list's raw table: `RAW_SCHEMA`, and its typed fields if it has any."""
-    fields = declared_fields().get(list_name)
-    if fields is None:
-        return RAW_SCHEMA
-    return pa.schema([*RAW_SCHEMA, *fields.arrow_fields()])
+def raw_schema(fields: TypedFields | None) -> pa.Schema:
+    """A list's raw table: `RAW_SCHEMA`, then its typed fields and their version if it has
+    any (see `ingestion.typed_fields`)."""
+    return RAW_SCHEMA if fields is None else pa.schema([*RAW_SCHEMA, *fields.arrow_fields()])
 
 
 def _batches(
@@ -118,9 +116,8 @@ def _batches(
     clock: Callable[[], int | None] = lambda: None,
     fields: TypedFields | None = None,
 ) -> Iterator[pa.Table]:
-    # The typed fields' columns (see `ingestion.typed_fields`), then their version.
-    extra = fields.arrow_fields() if fields is not None else []
-    schema = pa.schema([*RAW_SCHEMA, *extra])
+    schema = raw_schema(fields)
+    typed_names = fields.columns if fields is not None else ()
     typed_rows: list[tuple] = []
     versions: list[str | None] = []
     ids: list[str] = []
@@ -135,7 +132,7 @@ def _batches(
     seen: set[str] = set()
 
     def flush() -> pa.Table:
-        typed = list(zip(*typed_rows, strict=True)) if typed_rows else [()] * (len(extra) - 1)
+        typed = list(zip(*typed_rows, strict=True)) or [()] * len(typed_names)
         table = pa.Table.from_arrays(
             [
                 pa.array([account_id] * len(ids), pa.string()),
@@ -145,8 +142,11 @@ def _batches(
                 pa.array(payloads, pa.string()),
                 pa.array([extracted_at] * len(ids), pa.timestamp("us", tz="UTC")),
                 pa.array(observed, pa.int64()),
-                *(pa.array(values, f.type) for values, f in zip(typed, extra, strict=False)),
-                *([pa.array(versions, pa.string())] if extra else []),
+                *(
+                    pa.array(values, schema.field(name).type)
+                    for values, name in zip(typed, typed_names, strict=True)
+                ),
+                *([pa.array(versions, pa.string())] if fields is not None else []),
             ],
             schema=schema,
         )
@@ -154,7 +154,7 @@ def _batches(
         versions.clear(), typed_rows.clear()
         return table
 
-    no_values = (None,) * (len(extra) - 1)
+    no_values = (None,) * len(typed_names)
     yielded = False
     for page in pages:
         seen_at = clock()
@@ -237,7 +237,7 @@ def stripe_list_resource(
     )
     def objects() -> Iterator[pa.Table]:
         if not read:
-            yield raw_schema(list_name).empty_table()
+            yield raw_schema(declared_fields().get(list_name)).empty_table()
             return
         if budget is not None and not budget.admits(list_name):
             return

@@ -140,7 +140,11 @@ def parse_declaration(declared: dict[str, Any]) -> dict[str, TypedFields]:
     """Each list's `TypedFields` from the `stripe_fields` variable's value."""
     naming = NamingConvention()
     out: dict[str, TypedFields] = {}
+    if not isinstance(declared, dict):
+        raise FieldsDeclarationError("stripe_fields: expected a mapping of Stripe lists")
     for list_name, structure in declared.items():
+        if not isinstance(structure, dict) or not structure:
+            raise FieldsDeclarationError(f"stripe_fields: {list_name} declares no fields")
         leaves = _leaves(structure)
         fields = TypedFields(
             list_name,
@@ -165,6 +169,12 @@ def parse_declaration(declared: dict[str, Any]) -> dict[str, TypedFields]:
 @cache
 def declared_fields() -> dict[str, TypedFields]:
     """The typed fields of each list, from the dbt project's `stripe_fields` variable."""
-    with open(DBT_PROJECT_FILE, encoding="utf-8") as f:
-        project = yaml.safe_load(f)
+    try:
+        with open(DBT_PROJECT_FILE, encoding="utf-8") as f:
+            project = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise FieldsDeclarationError(
+            f"The dbt project file {DBT_PROJECT_FILE} (its stripe_fields are the fields the "
+            f"loads type) cannot be read: {err}"
+        ) from err
     return parse_declaration((project.get("vars") or {}).get("stripe_fields") or {})

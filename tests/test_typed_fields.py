@@ -109,3 +109,21 @@ def test_the_dbt_projects_declaration_types_the_large_lists():
     assert set(declared_fields()) == {
         "charges", "payment_intents", "customers", "invoices", "refunds", "subscriptions"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("declared", [["charges"], {"charges": "varchar"}, {"charges": {}}])
+def test_a_declaration_that_is_not_a_mapping_of_fields_is_refused(declared):
+    with pytest.raises(FieldsDeclarationError):
+        parse_declaration(declared)
+
+
+def test_an_unreadable_dbt_project_file_is_a_clear_error(tmp_path, monkeypatch):
+    import ingestion.typed_fields as typed_fields
+
+    monkeypatch.setattr(typed_fields, "DBT_PROJECT_FILE", tmp_path / "missing.yml")
+    typed_fields.declared_fields.cache_clear()
+    try:
+        with pytest.raises(FieldsDeclarationError, match=r"missing\.yml"):
+            typed_fields.declared_fields()
+    finally:
+        typed_fields.declared_fields.cache_clear()
