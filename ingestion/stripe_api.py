@@ -22,7 +22,7 @@ import time
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -84,7 +84,13 @@ def _proxied(url: urllib.parse.SplitResult) -> bool:
 
 
 class _Connection:
-    """GETs over one kept-alive `http.client` connection, opened again when it breaks."""
+    """GETs over one kept-alive `http.client` connection, opened again when it breaks.
+
+    A GET can also be sent ahead (`send_ahead`) and its answer read later: the server makes
+    the next page while the caller works on this one. One answer at most is outstanding; a
+    GET made in between drops it (the connection is opened again) and the one sent ahead is
+    asked again when it is read.
+    """
 
     def __init__(self, url: urllib.parse.SplitResult, headers: dict[str, str], timeout: float):
         self._url = url
@@ -92,6 +98,8 @@ class _Connection:
         self._headers = {**headers, "Accept-Encoding": "gzip"}
         self._timeout = timeout
         self._connection: http.client.HTTPConnection | None = None
+        # The GET sent ahead whose answer has not been read (see `send_ahead`).
+        self._pending: object | None = None
 
     def _open(self) -> http.client.HTTPConnection:
         host, port = self._url.hostname or "", self._url.port
@@ -102,8 +110,12 @@ class _Connection:
             )
         return http.client.HTTPConnection(host, port, timeout=self._timeout)
 
+    def _target(self, path: str, params: Mapping[str, Any] | None) -> str:
+        return self._prefix + path + (f"?{_query(params)}" if params else "")
+
     def get(self, path: str, params: Mapping[str, Any] | None) -> _Answer:
-        target = self._prefix + path + (f"?{_query(params)}" if params else "")
+        target = self._target(path, params)
+        self.discard_pending()
         reused = self._connection is not None
         try:
             return self._exchange(target)
@@ -112,11 +124,55 @@ class _Connection:
                 raise
             return self._exchange(target)
 
+    def send_ahead(
+        self, path: str, params: Mapping[str, Any] | None
+    ) -> Callable[[], _Answer] | None:
+        """Sends a GET now and returns what reads its answer (or asks again, if the
+        connection served another GET since or the server had closed it); None if it could
+        not be sent, and the GET is then made when its answer is wanted."""
+        target = self._target(path, params)
+        self.discard_pending()
+        reused = self._connection is not None
+        try:
+            if self._connection is None:
+                self._connection = self._open()
+            self._connection.request("GET", target, headers=self._headers)
+        except _CONNECTION_ERRORS:
+            self.close()
+            return None
+        token = self._pending = object()
+
+        def answer() -> _Answer:
+            if self._pending is not token:
+                return self.get(path, params)
+            self._pending = None
+            try:
+                return self._read()
+            except _STALE_CONNECTION:
+                if not reused:
+                    raise
+                return self._exchange(target)
+
+        return answer
+
+    def discard_pending(self) -> None:
+        """Drops an answer sent ahead that will not be read: its bytes would come first."""
+        if self._pending is not None:
+            self.close()
+
     def _exchange(self, target: str) -> _Answer:
         if self._connection is None:
             self._connection = self._open()
         try:
             self._connection.request("GET", target, headers=self._headers)
+        except BaseException:
+            self.close()
+            raise
+        return self._read()
+
+    def _read(self) -> _Answer:
+        assert self._connection is not None
+        try:
             response = self._connection.getresponse()
             content = response.read()
             if response.getheader("Content-Encoding") == "gzip":
@@ -129,6 +185,7 @@ class _Connection:
         return _Answer(response.status, response.headers, content)
 
     def close(self) -> None:
+        self._pending = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -198,9 +255,15 @@ class StripeApi:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def get_json(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        sent: Callable[[], _Answer] | None = None,
+    ) -> Any:
         """A GET's body parsed; a body that is not JSON is a clear error, not a parser's."""
-        body = self.get(path, params)
+        body = self.get(path, params, sent=sent)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as err:
@@ -209,14 +272,24 @@ class StripeApi:
                 "this run was written."
             ) from None
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> bytes:
-        """The raw body of a GET, retried as Stripe advises."""
+    def get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        sent: Callable[[], _Answer] | None = None,
+    ) -> bytes:
+        """The raw body of a GET, retried as Stripe advises; `sent` reads the answer to the
+        GET sent ahead (see `_send_ahead`), which counts as the first attempt."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                self.requests_made += 1
-                response = self._send(path, params)
+                if sent is not None and attempt == 1:
+                    response = sent()
+                else:
+                    self.requests_made += 1
+                    response = self._send(path, params)
             except self._connection_errors as err:
                 if attempt > self.max_retries:
                     raise StripeUnreachableError(
@@ -245,6 +318,13 @@ class StripeApi:
         assert self._client is not None
         response = self._client.get(path, params=params)
         return _Answer(response.status_code, response.headers, response.content)
+
+    def _send_ahead(self, path: str, params: dict[str, Any]) -> Callable[[], _Answer] | None:
+        """The GET sent now, read later (see `_Connection.send_ahead`); over httpx, None."""
+        if self._connection is None:
+            return None
+        self.requests_made += 1
+        return self._connection.send_ahead(path, params)
 
     def _clock(self, date: str | None) -> None:
         try:
@@ -344,16 +424,29 @@ class StripeApi:
     def iter_pages(
         self, list_name: str, params: dict[str, Any] | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        """Every page of `/v1/<list_name>`, newest first, to the end of the list."""
+        """Every page of `/v1/<list_name>`, newest first, to the end of the list. Each next
+        page is asked for before this one is yielded, and read when the caller is done with
+        this one: the server makes it meanwhile (a sandbox on the same machine, or Stripe
+        across the network)."""
         query = {"limit": 100, **(params or {})}
         path = f"/v1/{list_name}"
-        while True:
-            page = self.get_json(path, query)
-            data = page.get("data")
-            if page.get("object") != "list" or not isinstance(data, list):
-                raise StripeApiError(f"GET {path} did not answer a list object")
-            if data:
-                yield data
-            if not page.get("has_more") or not data:
-                return
-            query["starting_after"] = data[-1]["id"]
+        sent: Callable[[], _Answer] | None = None
+        try:
+            while True:
+                page = self.get_json(path, query, sent=sent)
+                sent = None
+                data = page.get("data")
+                if page.get("object") != "list" or not isinstance(data, list):
+                    raise StripeApiError(f"GET {path} did not answer a list object")
+                more = bool(page.get("has_more")) and bool(data)
+                if more:
+                    query = {**query, "starting_after": data[-1]["id"]}
+                    sent = self._send_ahead(path, query)
+                if data:
+                    yield data
+                if not more:
+                    return
+        finally:
+            if sent is not None and self._connection is not None:
+                # Left before the next page was read (an error, or the caller stopped).
+                self._connection.discard_pending()

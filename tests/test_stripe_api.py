@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -106,13 +107,15 @@ class StandIn(ThreadingHTTPServer):
     """A Stripe-compatible server on loopback that answers from a queue and records each
     request's target and headers. An answer is `(status, headers, body)`, with
     `"then_close": True` among the headers to close a kept-alive connection without saying
-    so (as a server does to an idle one), or DROP."""
+    so (as a server does to an idle one), or DROP. With `routes` (a target's answer), the
+    answer is the target's, whatever the order the requests come in."""
 
     daemon_threads = True
 
-    def __init__(self, *answers):
+    def __init__(self, *answers, routes: dict[str, tuple[int, dict, bytes]] | None = None):
         super().__init__(("127.0.0.1", 0), _StandInHandler)
         self.answers = list(answers)
+        self.routes = routes or {}
         self.seen: list[tuple[str, dict[str, str]]] = []
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
@@ -130,7 +133,7 @@ class _StandInHandler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-        answer = self.server.answers.pop(0)
+        answer = self.server.routes.get(self.path) or self.server.answers.pop(0)
         if answer == DROP:
             self.close_connection = True
             return
@@ -241,3 +244,64 @@ def test_a_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host(
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         assert list(StripeApi(KEY, proxy.url, max_retries=0).iter_pages("charges"))
     assert len(proxy.seen) == 2
+
+
+def _page(ids: list[str], has_more: bool) -> bytes:
+    data = [{"id": i, "created": n} for n, i in enumerate(ids)]
+    return orjson.dumps({"object": "list", "data": data, "has_more": has_more})
+
+
+def test_the_next_page_is_asked_for_before_the_caller_is_done_with_this_one():
+    with StandIn(ok(_page(["ch_3", "ch_2"], True)), ok(_page(["ch_1"], False))) as server:
+        pages = lean_api(server.url).iter_pages("charges")
+        assert [o["id"] for o in next(pages)] == ["ch_3", "ch_2"]
+        # While the caller works on the first page, the server is already making the next.
+        deadline = time.monotonic() + 5
+        while len(server.seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.seen[1][0] == "/v1/charges?limit=100&starting_after=ch_2"
+        assert [o["id"] for o in next(pages)] == ["ch_1"]
+        assert next(pages, None) is None
+    assert len(server.seen) == 2
+
+
+def test_a_page_asked_for_ahead_is_retried_and_checked_like_any_other():
+    answers = [ok(_page(["ch_2"], True)), failed(503), ok(_page(["ch_1"], False))]
+    with StandIn(*answers) as server:
+        sleeps: list[int] = []
+        pages = list(lean_api(server.url, sleeps).iter_pages("charges"))
+    assert [o["id"] for page in pages for o in page] == ["ch_2", "ch_1"]
+    assert sleeps == [1] and len(server.seen) == 3
+    for second, raised in [
+        (failed(400), "error 400 on GET /v1/charges"),
+        (ok(b'{"object": "list", "da'), "malformed JSON"),
+    ]:
+        with (
+            StandIn(ok(_page(["ch_2"], True)), second) as server,
+            pytest.raises(StripeApiError, match=raised),
+        ):
+            list(lean_api(server.url).iter_pages("charges"))
+
+
+def test_an_answer_asked_for_ahead_and_never_read_is_not_taken_for_another():
+    after = "?limit=100&starting_after="
+    routes = {
+        "/v1/charges?limit=100": ok(_page(["ch_2"], True)),
+        f"/v1/charges{after}ch_2": ok(_page(["ch_1"], False)),  # sent ahead, never read
+        "/v1/customers": ok(_page(["cus_1"], False)),
+        # Two lists read in turns on one connection: each GET drops the other's sent ahead.
+        "/v1/refunds?limit=100": ok(_page(["re_2"], True)),
+        f"/v1/refunds{after}re_2": ok(_page(["re_1"], False)),
+        "/v1/payment_intents?limit=100": ok(_page(["pi_2"], True)),
+        f"/v1/payment_intents{after}pi_2": ok(_page(["pi_1"], False)),
+    }
+    with StandIn(routes=routes) as server:
+        api = lean_api(server.url)
+        charges = api.iter_pages("charges")
+        next(charges)
+        charges.close()  # the caller stops after one page
+        assert api.get_json("/v1/customers")["data"][0]["id"] == "cus_1"
+        refunds, intents = api.iter_pages("refunds"), api.iter_pages("payment_intents")
+        read = [next(refunds), next(intents), next(refunds), next(intents)]
+        assert next(refunds, None) is None and next(intents, None) is None
+    assert [page[0]["id"] for page in read] == ["re_2", "pi_2", "re_1", "pi_1"]

@@ -28,13 +28,17 @@ class Call(NamedTuple):
 def counting_api(url: str, calls: list[Call]) -> StripeApi:
     """A reader of the sandbox that records each request it sends: its path and query."""
     api = StripeApi(Secret(SANDBOX_API_KEY), url)
-    send = api._send
+    send, send_ahead = api._send, api._send_ahead
 
     def recorded(path: str, params: dict | None):
         calls.append(Call(path, dict(params or {})))
         return send(path, params)
 
-    api._send = recorded
+    def recorded_ahead(path: str, params: dict):  # the next page, asked for ahead
+        calls.append(Call(path, dict(params)))
+        return send_ahead(path, params)
+
+    api._send, api._send_ahead = recorded, recorded_ahead
     return api
 
 
