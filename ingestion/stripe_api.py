@@ -8,9 +8,10 @@ raised, never swallowed. The API key never appears in a message.
 
 The pages are fetched with the standard library's `http.client` (gzip asked for, TLS
 verified as httpx verifies it): httpx's request and cookie handling cost about 2 ms of CPU
-a page, a tenth of a first load. Through a proxy from the environment (`HTTPS_PROXY`,
-`HTTP_PROXY`, `ALL_PROXY`, unless `NO_PROXY` names the host) and with a test's transport,
-the reader uses httpx.
+a page, a tenth of a first load. A list's next page is asked for before the current one is
+handed on, so that the server makes it while the load works (`iter_pages`). Through a
+proxy from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, unless `NO_PROXY`
+names the host) and with a test's transport, the reader uses httpx.
 """
 
 from __future__ import annotations
