@@ -152,7 +152,7 @@ class _Connection:
             except _STALE_CONNECTION:
                 if not reused:
                     raise
-                return self._exchange(target)
+                return self.get(path, params)  # on a new connection, as `get` does
 
         return answer
 

@@ -272,15 +272,18 @@ def test_a_page_asked_for_ahead_is_retried_and_checked_like_any_other():
         pages = list(lean_api(server.url, sleeps).iter_pages("charges"))
     assert [o["id"] for page in pages for o in page] == ["ch_2", "ch_1"]
     assert sleeps == [1] and len(server.seen) == 3
-    for second, raised in [
-        (failed(400), "error 400 on GET /v1/charges"),
-        (ok(b'{"object": "list", "da'), "malformed JSON"),
+    for then, raised in [
+        ([failed(400)], "error 400 on GET /v1/charges"),
+        ([failed(401)], "Stripe rejected the API key"),
+        ([ok(b'{"object": "list", "da')], "malformed JSON"),
+        ([DROP] * 6, "Cannot reach the Stripe API .* after 4 attempts"),  # the server is gone
     ]:
         with (
-            StandIn(ok(_page(["ch_2"], True)), second) as server,
-            pytest.raises(StripeApiError, match=raised),
+            StandIn(ok(_page(["ch_2"], True)), *then) as server,
+            pytest.raises(StripeApiError, match=raised) as error,
         ):
             list(lean_api(server.url).iter_pages("charges"))
+        assert KEY.reveal() not in str(error.value)
 
 
 def test_an_answer_asked_for_ahead_and_never_read_is_not_taken_for_another():
