@@ -85,6 +85,10 @@ def test_incremental_runs_read_from_the_cursor_and_full_refresh_from_the_start(
     assert len(pages) == len([c for c in first if c.path == "/v1/charges"]) > 1
     assert all("created[gte]" not in c.params for c in pages)
     assert raw_counts(tmp_path / "w.duckdb")["charges"] == truth["counts"]["charges"]
+    # Three loads done: dlt kept no loaded package's files (only each package's state).
+    loaded = tmp_path / "dlt" / "stripe" / "load" / "loaded"
+    assert len(list(loaded.iterdir())) == 3
+    assert not [f for f in loaded.rglob("*") if f.suffix == ".parquet"]
 
 
 def _no_account_endpoint(request: httpx.Request) -> httpx.Response:
