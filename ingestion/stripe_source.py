@@ -23,7 +23,9 @@ compare with event times to keep each object's latest state.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +105,20 @@ RAW_SCHEMA = pa.schema(
 )
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block, unless something else had
+    turned it off already (then it is left off)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def raw_schema(fields: TypedFields | None) -> pa.Schema:
     """A list's raw table: `RAW_SCHEMA`, then its typed fields and their version if it has
     any (see `ingestion.typed_fields`)."""
@@ -156,32 +172,44 @@ def _batches(
 
     no_values = (None,) * len(typed_names)
     yielded = False
-    for page in pages:
-        seen_at = clock()
-        for obj in page:
-            # Both are the raw table's merge key (`RAW_KEY`): an object without them is the
-            # server's error, said as such, not a KeyError from deep in the load.
-            key = obj.get("id") if isinstance(obj, dict) else None
-            when = obj.get("created") if key is not None else None
-            if type(key) is not str or type(when) is not int:
-                raise StripeApiError(
-                    f"The Stripe API answered an object without a string id and an integer "
-                    f"created time (id {str(key)[:40]!r}); this load was not written."
-                )
-            if key in seen:
-                continue
-            seen.add(key)
-            observed.append(seen_at)
-            ids.append(key)
-            created.append(when)
-            livemode.append(obj.get("livemode"))
-            payloads.append(orjson.dumps(obj).decode())
-            if fields is not None:
-                values = fields.values(obj)
-                versions.append(None if values is None else fields.version)
-                typed_rows.append(no_values if values is None else values)
-            if when > newest:
-                newest = when
+    pages = iter(pages)
+    while True:
+        # A page parsed is 300 to 3,000 dicts and lists, none in a cycle. The cyclic
+        # collector, run every 700 new ones, scanned each page several times and the
+        # process's long-lived objects a few times per list, with nothing to collect: a
+        # tenth of a 10k load, half of which this saves. It is paused while a page is read
+        # and taken apart, and runs as usual between pages, where dlt writes.
+        with _collector_paused():
+            page = next(pages, None)
+            if page is None:
+                break
+            seen_at = clock()
+            for obj in page:
+                # Both are the raw table's merge key (`RAW_KEY`): an object without them is
+                # the server's error, said as such, not a KeyError from deep in the load.
+                key = obj.get("id") if isinstance(obj, dict) else None
+                when = obj.get("created") if key is not None else None
+                if type(key) is not str or type(when) is not int:
+                    raise StripeApiError(
+                        "The Stripe API answered an object without a string id and an "
+                        f"integer created time (id {str(key)[:40]!r}); this load was not "
+                        "written."
+                    )
+                if key in seen:
+                    continue
+                seen.add(key)
+                observed.append(seen_at)
+                ids.append(key)
+                created.append(when)
+                livemode.append(obj.get("livemode"))
+                payloads.append(orjson.dumps(obj).decode())
+                if fields is not None:
+                    values = fields.values(obj)
+                    versions.append(None if values is None else fields.version)
+                    typed_rows.append(no_values if values is None else values)
+                if when > newest:
+                    newest = when
+            page = obj = None  # the page's objects go before the collector runs again
         if len(ids) >= BATCH_ROWS:
             yielded = True
             yield flush()

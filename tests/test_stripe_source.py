@@ -137,6 +137,38 @@ def test_an_object_without_its_key_is_a_clear_error(obj):
         list(_batches(iter([[good, obj]]), "acct_1", {}))
 
 
+def test_the_collector_is_paused_for_a_page_and_left_as_it_was():
+    """The cyclic collector is off while a page is read and taken apart, on again where the
+    batches are handed to dlt, and on after an error; one turned off already stays off."""
+    import gc
+
+    from ingestion.stripe_source import BATCH_ROWS, _batches
+
+    seen: list[bool] = []
+
+    def pages(fail: bool):
+        for n in range(3):
+            seen.append(gc.isenabled())  # as the reader parses the page
+            if fail and n == 2:
+                raise StripeApiError("the server went away")
+            yield [{"id": f"ch_{n}_{i}", "created": n} for i in range(BATCH_ROWS)]
+
+    assert gc.isenabled()
+    for table in _batches(pages(fail=False), "acct_1", {}):
+        assert gc.isenabled() and table.num_rows == BATCH_ROWS
+    assert seen == [False, False, False] and gc.isenabled()
+    with pytest.raises(StripeApiError, match="went away"):
+        list(_batches(pages(fail=True), "acct_1", {}))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        seen.clear()
+        list(_batches(pages(fail=False), "acct_1", {}))
+        assert seen == [False, False, False] and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_every_raw_stripe_table_merges_on_its_key_with_created(tmp_path):
     """An object's `created` never changes for its id: in the merge key it keeps the same
     rows and lets the merge's delete skip the row groups of other seconds (`RAW_KEY`)."""
