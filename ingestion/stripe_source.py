@@ -23,9 +23,7 @@ compare with event times to keep each object's latest state.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +31,7 @@ import dlt
 import orjson
 import pyarrow as pa
 
+from ingestion import collector
 from ingestion.events import (
     EVENTS_COLUMNS,
     EVENTS_SCHEMA,
@@ -105,20 +104,6 @@ RAW_SCHEMA = pa.schema(
 )
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the block, unless something else had
-    turned it off already (then it is left off)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def raw_schema(fields: TypedFields | None) -> pa.Schema:
     """A list's raw table: `RAW_SCHEMA`, then its typed fields and their version if it has
     any (see `ingestion.typed_fields`)."""
@@ -174,12 +159,10 @@ def _batches(
     yielded = False
     pages = iter(pages)
     while True:
-        # A page parsed is 300 to 3,000 dicts and lists, none in a cycle. The cyclic
-        # collector, run every 700 new ones, scanned each page several times and the
-        # process's long-lived objects a few times per list, with nothing to collect: a
-        # tenth of a 10k load, half of which this saves. It is paused while a page is read
-        # and taken apart, and runs as usual between pages, where dlt writes.
-        with _collector_paused():
+        # A page parsed is 300 to 3,000 dicts and lists, none in a cycle: the cyclic
+        # collector is paused while it is read and taken apart, and runs as usual between
+        # pages, where dlt writes (`ingestion.collector`).
+        with collector.paused():
             page = next(pages, None)
             if page is None:
                 break
