@@ -5,6 +5,9 @@ cycle, beside the long-lived objects of the process (the modules and classes of 
 DuckDB, pyarrow and Dagster: about 150,000 after their imports). The collector runs after
 every 700 new containers and, every few runs, scans every object the process holds, so a
 load spent a tenth of its time there with nothing to collect (docs/benchmarks.md).
+Setting the long-lived objects aside for a load (`gc.freeze`) was tried too: it saved
+another 0.05 s at 10k but raised the 1M load's peak memory by 25-40 MB, close to its
+1 GB target, and is not done.
 """
 
 from __future__ import annotations
@@ -27,19 +30,3 @@ def paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-@contextmanager
-def long_lived_set_aside() -> Iterator[None]:
-    """The objects alive before the block left out of the collector's scans during it
-    (`gc.freeze`), and handed back to it after (`gc.unfreeze`): a full collection in the
-    block then scans what the block made, not the whole process. Unless objects were set
-    aside already (a server that freezes before it forks): those are left as they are."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
