@@ -9,6 +9,7 @@ from pathlib import Path
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from ingestion.dlt_config import remember_secret_hints
 from ingestion.settings import ConfigurationError, pipelines_dir
 from warehouse import RAW_CAREPORTALS_SCHEMA, RAW_STRIPE_SCHEMA, duckdb_path, memory_limit
 
@@ -27,6 +28,9 @@ dlt.config["load.truncate_staging_dataset"] = True
 # load's parquet once more beside the warehouse (1.3 GB per full load at 1M charges), and
 # every scheduled run adding its own. A package with a failed job keeps them all.
 dlt.config["load.delete_completed_jobs"] = True
+# dlt asks whether each configuration field is a secret thousands of times a load; the answer
+# depends on the field's type alone (`ingestion.dlt_config`).
+remember_secret_hints()
 
 
 def _destination(database: Path | None) -> dlt.destinations.duckdb:
