@@ -219,3 +219,39 @@ def test_a_first_load_appends_and_a_table_holding_the_account_is_merged(tmp_path
     assert raw_counts(database) == expected
     # Another account's first load into the same tables is appended beside it.
     assert lists_to_append(pipeline, "acct_other", lists) == set(lists)
+
+
+def test_a_run_opens_the_warehouse_once_per_load_and_leaves_it_checkpointed(
+    tmp_path, sandbox, truth, monkeypatch
+):
+    """dlt opens the DuckDB file several times a run; with the file held open for each
+    committed load (`warehouse_kept_open`) they share one database, whose catalog is built
+    once. A database DuckDB builds anew has the default settings; each one seen is marked."""
+    built: list[int] = []
+    connect = duckdb.connect
+
+    def marking_connect(*args, **kwargs):
+        con = connect(*args, **kwargs)
+        if con.execute("select current_setting('max_expression_depth')").fetchone()[0] == 1000:
+            built.append(len(built))
+            con.execute("set global max_expression_depth = 1001")
+        return con
+
+    monkeypatch.setattr(duckdb, "connect", marking_connect)
+    settings = StripeSettings(
+        api_key=Secret(SANDBOX_API_KEY),
+        api_base=sandbox.url,
+        sandbox=False,
+        orders_path=None,
+        objects_per_commit=truth["counts"]["customers"],  # several loads
+    )
+    api = StripeApi(settings.api_key, sandbox.url)
+    database = tmp_path / "w.duckdb"
+    pipeline = stripe_pipeline(database, tmp_path / "dlt")
+    rows = run_stripe_account(pipeline, lambda: api, settings)
+    loads = len(pipeline.list_completed_load_packages())
+    assert loads > 1 and len(built) == loads
+    assert rows["customers"] == truth["counts"]["customers"]
+    assert raw_counts(database) == {name: truth["counts"][name] for name in STRIPE_LISTS}
+    # Closed as the load ended: the write-ahead log folded into the file.
+    assert not database.with_name(database.name + ".wal").exists()
