@@ -13,7 +13,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.dlt_config import remember_secret_hints
 from ingestion.settings import ConfigurationError, pipelines_dir
-from warehouse import RAW_CAREPORTALS_SCHEMA, RAW_STRIPE_SCHEMA, duckdb_path, memory_limit
+from warehouse import RAW_CAREPORTALS_SCHEMA, RAW_STRIPE_SCHEMA, connect, duckdb_path, memory_limit
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,13 @@ def warehouse_kept_open(pipeline: dlt.Pipeline) -> Iterator[None]:
     every open of a file builds DuckDB's catalog anew: 30-50 ms each, a tenth of a 10k
     first load. While one connection is open, DuckDB hands the others the same database.
     It is closed (and checkpointed) when the block ends, as dlt's last connection was; the
-    `duckdb` pool keeps other runs from needing the file meanwhile."""
-    with pipeline.sql_client():
+    `duckdb` pool keeps other runs from needing the file meanwhile. Opened as every part of
+    the project opens it: a file another process holds is a `WarehouseLockedError`."""
+    held = connect(Path(pipeline.sql_client().credentials.database))
+    try:
         yield
+    finally:
+        held.close()
 
 
 def lists_to_append(pipeline: dlt.Pipeline, account_id: str, names: list[str]) -> frozenset[str]:

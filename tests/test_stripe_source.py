@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import NamedTuple
 
 import duckdb
@@ -18,6 +20,7 @@ from ingestion.settings import Secret, StripeSettings
 from ingestion.stripe_api import StripeApi, StripeApiError
 from ingestion.stripe_source import STRIPE_LISTS, stripe_source
 from sandbox.server import SANDBOX_API_KEY
+from warehouse import WarehouseLockedError
 
 
 class Call(NamedTuple):
@@ -255,3 +258,26 @@ def test_a_run_opens_the_warehouse_once_per_load_and_leaves_it_checkpointed(
     assert raw_counts(database) == {name: truth["counts"][name] for name in STRIPE_LISTS}
     # Closed as the load ended: the write-ahead log folded into the file.
     assert not database.with_name(database.name + ".wal").exists()
+
+
+def test_a_warehouse_another_process_holds_is_a_clear_error(tmp_path):
+    """Locked after the run's check (`check_writable`) and before the load: the load says
+    so in the project's words, and writes nothing."""
+    database = tmp_path / "w.duckdb"
+    hold = f"import duckdb, time; c = duckdb.connect({str(database)!r}); print('ok', flush=True)"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold + "; time.sleep(30)"], stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"ok"
+        pipeline = stripe_pipeline(database, tmp_path / "dlt")
+        settings = StripeSettings(
+            api_key=Secret(SANDBOX_API_KEY), api_base="http://127.0.0.1:9", sandbox=False,
+            orders_path=None,
+        )  # fmt: skip
+        with pytest.raises(WarehouseLockedError, match="locked by another process"):
+            run_stripe_account(pipeline, lambda: pytest.fail("read nothing"), settings)
+        assert not pipeline.has_pending_data
+    finally:
+        holder.kill()
+        holder.wait()
