@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,19 @@ def run_dbt(database: Path, target: Path, *args: str) -> str:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:]
     return done.stdout
+
+
+@contextmanager
+def held_by_another_process(database: Path) -> Iterator[None]:
+    """The DuckDB file `database` open for writing in another process (which holds its lock)
+    for the duration of the block; the process is gone after it."""
+    hold = f"import duckdb, time; c = duckdb.connect({str(database)!r}); print('ok', flush=True)"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold + "; time.sleep(30)"], stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"ok"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pyarrow as pa
@@ -13,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingestion.careportals import OrdersFileError, read_orders
+from tests.conftest import held_by_another_process
 from warehouse import WarehouseLockedError, check_writable
 
 ROWS = {
@@ -57,17 +56,11 @@ def test_an_unknown_file_type_is_refused(tmp_path):
 
 def test_a_locked_warehouse_is_a_clear_error(tmp_path):
     database = tmp_path / "locked.duckdb"
-    hold = f"import duckdb, time; c = duckdb.connect({str(database)!r}); print('ok', flush=True)"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", hold + "; time.sleep(30)"], stdout=subprocess.PIPE
-    )
-    try:
-        assert holder.stdout.readline().strip() == b"ok"
-        with pytest.raises(WarehouseLockedError, match="locked by another process"):
-            check_writable(database)
-    finally:
-        holder.kill()
-        holder.wait()
+    with (
+        held_by_another_process(database),
+        pytest.raises(WarehouseLockedError, match="locked by another process"),
+    ):
+        check_writable(database)
     time.sleep(0.1)
     check_writable(database)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import NamedTuple
 
 import duckdb
@@ -20,6 +18,7 @@ from ingestion.settings import Secret, StripeSettings
 from ingestion.stripe_api import StripeApi, StripeApiError
 from ingestion.stripe_source import STRIPE_LISTS, stripe_source
 from sandbox.server import SANDBOX_API_KEY
+from tests.conftest import held_by_another_process
 from warehouse import WarehouseLockedError
 
 
@@ -264,12 +263,7 @@ def test_a_warehouse_another_process_holds_is_a_clear_error(tmp_path):
     """Locked after the run's check (`check_writable`) and before the load: the load says
     so in the project's words, and writes nothing."""
     database = tmp_path / "w.duckdb"
-    hold = f"import duckdb, time; c = duckdb.connect({str(database)!r}); print('ok', flush=True)"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", hold + "; time.sleep(30)"], stdout=subprocess.PIPE
-    )
-    try:
-        assert holder.stdout.readline().strip() == b"ok"
+    with held_by_another_process(database):
         pipeline = stripe_pipeline(database, tmp_path / "dlt")
         settings = StripeSettings(
             api_key=Secret(SANDBOX_API_KEY), api_base="http://127.0.0.1:9", sandbox=False,
@@ -278,6 +272,3 @@ def test_a_warehouse_another_process_holds_is_a_clear_error(tmp_path):
         with pytest.raises(WarehouseLockedError, match="locked by another process"):
             run_stripe_account(pipeline, lambda: pytest.fail("read nothing"), settings)
         assert not pipeline.has_pending_data
-    finally:
-        holder.kill()
-        holder.wait()
