@@ -636,3 +636,33 @@ def test_a_bi_reader_never_blocks_a_run_and_a_run_never_breaks_it(loaded):
     after = con.execute("select count(*) from marts.load_history").fetchone()[0]
     con.close()
     assert after > before
+
+
+def test_the_views_answer_in_the_bi_copy_row_for_row(loaded):
+    """The CarePortals tabs and two steps of fct_charges are views. BI opens its copy of the
+    warehouse under another name (`warehouse_bi`), where each view still answers from the
+    copy's own tables, with the warehouse's rows."""
+    workdir, _ = loaded
+    views = query(workdir, "select schema_name, view_name from duckdb_views() where not internal")
+    assert {
+        "careportals_charges_export",
+        "careportals_refunds_export",
+        "careportals_payments_succeeded",
+        "careportals_refunds_created",
+    } <= {name for _, name in views}
+    con = duckdb.connect(str(workdir / "warehouse_bi.duckdb"), read_only=True)
+    try:
+        # Attached under a name of its own: were a view bound to the name `warehouse`, it
+        # would fail here instead of reading the attached file.
+        con.execute(f"attach '{workdir / 'warehouse.duckdb'}' as original (read_only)")
+        for schema, view in views:
+            rows, missing, extra = con.execute(
+                f"select (select count(*) from {schema}.{view}), "
+                f"(select count(*) from (from original.{schema}.{view} "
+                f"except all from {schema}.{view})), "
+                f"(select count(*) from (from {schema}.{view} "
+                f"except all from original.{schema}.{view}))"
+            ).fetchone()
+            assert rows > 0 and (missing, extra) == (0, 0), (view, rows, missing, extra)
+    finally:
+        con.close()

@@ -16,7 +16,11 @@ currencies as (
 ),
 
 estimated_fees as (
-    select * from {{ ref('int_charges_fees_estimated') }}
+    select
+        account_id,
+        charge_id,
+        estimated_fee_minor
+    from {{ ref('fct_charges') }}
 ),
 
 daily as (
