@@ -18,23 +18,16 @@ attempts as (
         payment_intent_id,
         count(*) as attempt_count,
         sum(case when status = 'failed' then 1 else 0 end) as failed_attempt_count,
-        max(created_at) as last_attempt_at
+        max(created_at) as last_attempt_at,
+        -- The latest failed attempt's codes (the later charge id on the same second), in the
+        -- same pass as the counts rather than a ranking of every failed charge.
+        first(
+            struct_pack(failure_code, decline_code)
+            order by created_at desc, charge_id desc
+        ) filter (where status = 'failed') as last_failure
     from charges
     where payment_intent_id is not null
     group by account_id, payment_intent_id
-),
-
-last_failure as (
-    select
-        account_id,
-        payment_intent_id,
-        failure_code,
-        decline_code,
-        row_number() over (
-            partition by account_id, payment_intent_id order by created_at desc, charge_id desc
-        ) as recency
-    from charges
-    where status = 'failed' and payment_intent_id is not null
 ),
 
 final as (
@@ -61,18 +54,13 @@ final as (
         intents.order_id,
         coalesce(attempts.attempt_count, 0) as attempt_count,
         coalesce(attempts.failed_attempt_count, 0) as failed_attempt_count,
-        coalesce(intents.last_error_code, last_failure.failure_code) as last_failure_code,
-        coalesce(intents.last_decline_code, last_failure.decline_code) as last_decline_code
+        coalesce(intents.last_error_code, attempts.last_failure.failure_code) as last_failure_code,
+        coalesce(intents.last_decline_code, attempts.last_failure.decline_code) as last_decline_code
     from intents
     left join attempts
         on
             intents.account_id = attempts.account_id
             and intents.payment_intent_id = attempts.payment_intent_id
-    left join last_failure
-        on
-            intents.account_id = last_failure.account_id
-            and intents.payment_intent_id = last_failure.payment_intent_id
-            and last_failure.recency = 1
 )
 
 select * from final
