@@ -24,7 +24,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import yaml
 from dlt.common.normalizers.naming.snake_case import NamingConvention
@@ -33,15 +32,11 @@ DBT_PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt_project" / "dbt
 VERSION_COLUMN = "fields_version"
 
 # The field types a typed column holds exactly as the payload's parse gives them, with the
-# Python types of a parsed JSON value that convert without loss (bool is not an int here, nor
-# an int a double). `json` is a list or an object kept as its JSON text, for the staging
-# model to parse: a few bytes (a balance transaction's `fee_details`) instead of the payload.
-_TYPES: dict[str, tuple[pa.DataType, tuple[type, ...]]] = {
-    "varchar": (pa.string(), (str,)),
-    "bigint": (pa.int64(), (int,)),
-    "boolean": (pa.bool_(), (bool,)),
-    "double": (pa.float64(), (float,)),
-    "json": (pa.string(), (list, dict)),
+# Python types of a parsed JSON value that convert without loss (bool is not an int here).
+_TYPES: dict[str, tuple[pa.DataType, type]] = {
+    "varchar": (pa.string(), str),
+    "bigint": (pa.int64(), int),
+    "boolean": (pa.bool_(), bool),
 }
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -98,19 +93,16 @@ def _values_function(structure: dict[str, Any]) -> Callable[[dict[str, Any]], tu
                 continue
             value = f"v{len(leaves)}"
             leaves.append(value)
-            wrong = " and ".join(f"type({value}) is not {t.__name__}" for t in _TYPES[kind][1])
+            wrong = f"type({value}) is not {_TYPES[kind][1].__name__}"
             if kind == "bigint":
                 wrong += f" or not {_INT64[0]} <= {value} <= {_INT64[1]}"
             lines.append(f"{indent}{value} = {parent}.get({key!r})")
             lines.append(f"{indent}if {value} is not None and ({wrong}):")
             lines.append(f"{indent}    return None")
-            if kind == "json":
-                lines.append(f"{indent}if {value} is not None:")
-                lines.append(f"{indent}    {value} = dumps({value}).decode()")
 
     read(structure, "o", "    ")
     lines.append(f"    return ({', '.join(leaves)},)")
-    namespace: dict[str, Any] = {"dumps": orjson.dumps}
+    namespace: dict[str, Any] = {}
     # Made only from the declaration's keys (as literals) and the names above.
     exec("\n".join(lines), namespace)
     return namespace["values"]
@@ -133,8 +125,7 @@ def _leaves(structure: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tup
         else:
             raise FieldsDeclarationError(
                 f"stripe_fields: {'.'.join(path)} is declared {kind!r}; a typed field is one "
-                f"of {', '.join(_TYPES)}, or an object of them (a list is declared json and "
-                f"parsed by its staging model)"
+                f"of {', '.join(_TYPES)}, or an object of them (lists are parsed by staging)"
             )
     return leaves
 

@@ -91,29 +91,11 @@ def test_a_batch_carries_the_typed_values_and_the_declarations_version(fields):
     assert table.schema.field("field_amount").type == pa.int64()
 
 
-def test_a_double_is_a_float_and_a_json_field_its_lists_or_objects_text():
-    [fields] = parse_declaration(
-        {"balance_transactions": {"exchange_rate": "double", "fee_details": "json"}}
-    ).values()
-    fees = [{"amount": 30, "type": "stripe_fee", "description": "Stripe processing fees"}]
-    assert fields.values({"exchange_rate": 1.3455, "fee_details": fees}) == (
-        1.3455, '[{"amount":30,"type":"stripe_fee","description":"Stripe processing fees"}]'
-    )  # fmt: skip
-    assert fields.values({"exchange_rate": None, "fee_details": []}) == (None, "[]")
-    assert fields.values({"fee_details": {"a": "é"}}) == (None, '{"a":"é"}')
-    assert [f.type for f in fields.arrow_fields()][:2] == [pa.float64(), pa.string()]
-    # An integer where a double is declared, a string or a number where JSON text of a list
-    # or an object is: the object is staged from its payload.
-    for odd in ({"exchange_rate": 1}, {"exchange_rate": True}, {"fee_details": "[]"},
-                {"fee_details": 3}):  # fmt: skip
-        assert fields.values(odd) is None
-
-
 @pytest.mark.parametrize(
     "declared",
     [
-        {"charges": {"fee_details": [{"amount": "bigint"}]}},  # a list is declared json
-        {"charges": {"exchange_rate": "float"}},
+        {"charges": {"fee_details": [{"amount": "bigint"}]}},  # a list is parsed by staging
+        {"charges": {"exchange_rate": "double"}},
         {"charges": {"metadata": {"Resource Id": "varchar"}}},  # not a plain column name
         {"charges": {"a_b": "varchar", "a": {"b": "varchar"}}},  # one column for two fields
     ],
@@ -125,8 +107,7 @@ def test_a_declaration_that_cannot_be_typed_is_refused(declared):
 
 def test_the_dbt_projects_declaration_types_the_large_lists():
     assert set(declared_fields()) == {
-        "charges", "payment_intents", "customers", "invoices", "refunds", "subscriptions",
-        "balance_transactions",
+        "charges", "payment_intents", "customers", "invoices", "refunds", "subscriptions"
     }  # fmt: skip
 
 

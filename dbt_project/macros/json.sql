@@ -98,15 +98,13 @@
 
 {#- `structure` as a struct of the typed columns the loads write for it beside the payload
     (`field_<path>`, lowercased: ingestion/typed_fields.py), of the relation `alias`: the
-    same struct as `parse_json` of the payload gives (a `json` field as JSON text). -#}
+    same struct as `parse_json` of the payload gives. -#}
 {% macro typed_fields_struct(alias, structure, prefix=[]) -%}
     struct_pack(
     {%- for key, kind in structure.items() -%}
         {%- set path = prefix + [key] -%}
         "{{ key }}" := {% if kind is mapping -%}
             {{ typed_fields_struct(alias, kind, path) }}
-        {%- elif kind == 'json' -%}
-            cast({{ alias }}.{{ typed_field_column(path) }} as json)
         {%- else -%}
             {{ alias }}.{{ typed_field_column(path) }}
         {%- endif -%}

@@ -7,17 +7,24 @@ source as (
         account_id,
         source_extracted_at,
         source_event_count,
-        -- The fields read: stripe_fields.balance_transactions in dbt_project.yml.
-        object as txn,
-        -- Only the fee's parts are parsed here, from their few bytes of JSON.
-        json_transform(
-            stripe_objects.object.fee_details, '[{"amount": "bigint", "type": "varchar"}]'
-        ) as fee_details
-    from {{ stripe_object_state(
-        'balance_transactions',
-        staged_id='balance_transaction_id',
-        fields=var('stripe_fields')['balance_transactions']
-    ) }} as stripe_objects
+        {{ parse_json('payload', {
+            'id': 'varchar',
+            'created': 'bigint',
+            'available_on': 'bigint',
+            'type': 'varchar',
+            'reporting_category': 'varchar',
+            'source': 'varchar',
+            'status': 'varchar',
+            'currency': 'varchar',
+            'amount': 'bigint',
+            'fee': 'bigint',
+            'net': 'bigint',
+            'exchange_rate': 'double',
+            'description': 'varchar',
+            'fee_details': [{'amount': 'bigint', 'type': 'varchar'}]
+        }) }} as txn
+    from {{ stripe_object_state('balance_transactions', staged_id='balance_transaction_id') }}
+        as stripe_objects
 ),
 
 currencies as (
@@ -39,10 +46,10 @@ final as (
         source.txn.amount as amount_minor,
         source.txn.fee as fee_minor,
         source.txn.net as net_minor,
-        {{ json_sum_amount_by_type('source.fee_details', 'stripe_fee') }} as stripe_fee_minor,
-        {{ json_sum_amount_by_type('source.fee_details', 'application_fee') }}
+        {{ json_sum_amount_by_type('source.txn.fee_details', 'stripe_fee') }} as stripe_fee_minor,
+        {{ json_sum_amount_by_type('source.txn.fee_details', 'application_fee') }}
             as application_fee_minor,
-        {{ json_sum_amount_by_type('source.fee_details', 'tax') }} as tax_fee_minor,
+        {{ json_sum_amount_by_type('source.txn.fee_details', 'tax') }} as tax_fee_minor,
         {{ to_major_units('source.txn.amount') }} as amount,
         {{ to_major_units('source.txn.fee') }} as fee,
         {{ to_major_units('source.txn.net') }} as net,
