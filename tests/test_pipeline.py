@@ -547,6 +547,58 @@ def test_a_staging_build_reads_only_what_changed_and_all_again_when_its_definiti
     ) == [(0,)]
 
 
+def test_fct_charges_computes_again_only_what_changed_and_all_when_a_seed_it_reads_changes(
+    loaded, tmp_path
+):
+    """fct_charges after its first build: a build computes again the charges staged since
+    its last (a row changed by hand stays changed: nothing changed for it), and all of them
+    when a seed it reads through a view (the fee schedule) is no longer what it was built
+    from."""
+    import shutil
+
+    workdir, _ = loaded
+    shutil.copyfile(workdir / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    [(first, second)] = query(
+        tmp_path,
+        "select min(charge_id), max(charge_id) from marts.fct_charges "
+        "where estimated_fee_minor is not null",
+    )
+
+    def execute(sql: str, *params: str) -> None:
+        con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        con.execute(sql, list(params))
+        con.close()
+
+    def build(*models: str) -> str:
+        return run_dbt(tmp_path / "warehouse.duckdb", tmp_path / "target",
+                       "run", "--select", *models)  # fmt: skip
+
+    def estimates() -> dict[str, int]:
+        return dict(query(
+            tmp_path,
+            "select charge_id, estimated_fee_minor from marts.fct_charges "
+            "where charge_id in (?, ?)",
+            [first, second],
+        ))  # fmt: skip
+
+    built = estimates()
+    execute("update marts.fct_charges set estimated_fee_minor = -1 where charge_id in (?, ?)",
+            first, second)  # fmt: skip
+    assert "1 incremental model" in build("fct_charges")
+    assert estimates() == {first: -1, second: -1}
+
+    # The first charge read again by a load: staged again, then computed again.
+    execute("update raw_stripe.charges set extracted_at = extracted_at + interval 1 second "
+            "where id = ?", first)  # fmt: skip
+    build("stg_stripe__charges", "fct_charges")
+    assert estimates() == {first: built[first], second: -1}
+
+    # The fee schedule changed: every charge computed again from it.
+    execute("update reference.fee_schedule set fixed_minor = fixed_minor + 1")
+    build("fct_charges")
+    assert estimates() == {first: built[first] + 1, second: built[second] + 1}
+
+
 def test_the_typed_fields_stage_exactly_what_parsing_every_payload_does(loaded, tmp_path):
     """Every row the load wrote to a large list carries its declared fields as typed columns
     with the declaration's version, and the staging models read those: a charge whose

@@ -20,24 +20,57 @@
     {{ return(incremental_definition_comment() != incremental_definition_stored()) }}
 {%- endmacro %}
 
-{#- What an incremental model's table is made from: the model's SQL, every macro of this
-    project, the Stripe fields its staging reads (var('stripe_fields')), and the rows of
-    each seed it reads. -#}
+{#- What an incremental model's table is made from: the model's SQL and that of each view it
+    reads (the steps it is computed through), every macro of this project, the variables
+    they name (and the Stripe fields staging reads, var('stripe_fields')), and the rows of
+    each seed the model or those views read. -#}
 {% macro incremental_definition_comment() -%}
-    {%- set parts = [model.raw_code, tojson(var('stripe_fields', {}), sort_keys=true)] -%}
+    {%- set inputs = definition_inputs(model.depends_on.nodes, []) -%}
+    {%- set codes = [model.raw_code] -%}
+    {%- for node_id in inputs if not node_id.startswith('seed.') -%}
+        {%- do codes.append(node_id ~ '\n' ~ graph.nodes[node_id].raw_code) -%}
+    {%- endfor -%}
+    {%- set parts = codes + [tojson(var('stripe_fields', {}), sort_keys=true)] -%}
+    {%- set names = modules.re.findall(
+        "var\\(\\s*['\"](\\w+)['\"]", codes | join('\n')
+    ) | unique | sort -%}
+    {%- for name in names -%}
+        {%- do parts.append('var ' ~ name ~ '\n' ~ tojson(var(name, none), sort_keys=true)) -%}
+    {%- endfor -%}
     {%- for name in stripe_elt | sort -%}
         {%- do parts.append(name ~ '\n' ~ stripe_elt[name].macro.macro_sql) -%}
     {%- endfor -%}
     {%- if execute -%}
-        {%- for node_id in model.depends_on.nodes | sort if node_id.startswith('seed.') -%}
+        {%- for node_id in inputs if node_id.startswith('seed.') -%}
             {%- set rows = run_query(
                 "select md5(coalesce(string_agg(seed::varchar, chr(10) order by seed::varchar), ''))"
-                ~ " from " ~ ref(node_id.split('.')[-1]) ~ " as seed"
+                ~ " from " ~ api.Relation.create(
+                    database=graph.nodes[node_id].database,
+                    schema=graph.nodes[node_id].schema,
+                    identifier=graph.nodes[node_id].alias,
+                ) ~ " as seed"
             ) -%}
             {%- do parts.append(node_id ~ '\n' ~ rows.columns[0].values()[0]) -%}
         {%- endfor -%}
     {%- endif -%}
     {{ return('stripe-elt definition ' ~ local_md5(parts | join('\n\n'))) }}
+{%- endmacro %}
+
+{#- The seeds and views among `node_ids`, and those the views read in turn, sorted: what a
+    model's rows are computed from besides tables, whose changes an incremental build sees in
+    their rows. -#}
+{% macro definition_inputs(node_ids, found) -%}
+    {%- for node_id in node_ids if node_id not in found -%}
+        {%- set node = graph.nodes.get(node_id) -%}
+        {%- if node_id.startswith('seed.') -%}
+            {%- do found.append(node_id) -%}
+        {%- elif node and node.resource_type == 'model'
+            and node.config.materialized in ('view', 'ephemeral') -%}
+            {%- do found.append(node_id) -%}
+            {%- do definition_inputs(node.depends_on.nodes, found) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(found | sort) }}
 {%- endmacro %}
 
 {#- The fingerprint the model's table was made with; none without one (or without a table). -#}
@@ -59,4 +92,11 @@
     {%- if config.get('materialized') == 'incremental' -%}
         comment on table {{ this }} is '{{ incremental_definition_comment() }}'
     {%- endif -%}
+{%- endmacro %}
+
+{#- When the running dbt command started, as an instant: each row an incremental staging model
+    writes carries it (`staged_at`), so that a model built from them later finds what changed
+    since its own last build. -#}
+{% macro build_started_at() -%}
+    cast('{{ run_started_at.isoformat() }}' as timestamptz)
 {%- endmacro %}

@@ -1,18 +1,100 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['account_id', 'charge_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
+
 {#- One row per charge: its order, its outcome, and what it really earned (the balance
-    transaction's amount, fee and net, in the settlement currency). -#}
+    transaction's amount, fee and net, in the settlement currency).
+
+    Incremental: a build after the first computes again only the charges something changed
+    for since this table's last build (`built_at`): the charge, its balance transaction or
+    one of its refunds staged again, or its CarePortals order changed. A change to this
+    model, to the views it reads through, to their seeds or to the variables they name
+    rebuilds it in full (macros/incremental.sql). -#}
 with
 
+{% if is_incremental() -%}
+last_build as (
+    select coalesce(max(built_at), '-infinity'::timestamptz) as built_at from {{ this }}
+),
+
+changed_charges as (
+    select account_id, charge_id
+    from {{ ref('stg_stripe__charges') }}
+    where staged_at > (select built_at from last_build)
+    union
+    select charges.account_id, charges.charge_id
+    from {{ ref('stg_stripe__charges') }} as charges
+    inner join {{ ref('stg_stripe__balance_transactions') }} as balance
+        on
+            charges.account_id = balance.account_id
+            and charges.balance_transaction_id = balance.balance_transaction_id
+    where balance.staged_at > (select built_at from last_build)
+    union
+    select account_id, charge_id
+    from {{ ref('stg_stripe__refunds') }}
+    where staged_at > (select built_at from last_build) and charge_id is not null
+    union
+    -- CarePortals orders are staged in full by every build: their changes are found by
+    -- comparing what each charge holds of its order with the order as it is now.
+    select built.account_id, built.charge_id
+    from {{ this }} as built
+    left join {{ ref('stg_careportals__orders') }} as orders
+        on built.order_id = orders.order_id
+    where
+        built.has_known_order != (orders.order_id is not null)
+        or built.order_status is distinct from orders.status
+        or built.order_total_minor is distinct from orders.total_minor
+    union
+    -- The order's email is the charge's only when the charge has none of its own.
+    select built.account_id, built.charge_id
+    from {{ this }} as built
+    inner join {{ ref('stg_careportals__orders') }} as orders
+        on built.order_id = orders.order_id
+    where
+        built.email is distinct from orders.customer_email
+        and exists (
+            select 1 from {{ ref('stg_stripe__charges') }} as without_email
+            where
+                without_email.email is null
+                and without_email.account_id = built.account_id
+                and without_email.charge_id = built.charge_id
+        )
+),
+
+{% endif -%}
 charges as (
-    select * from {{ ref('stg_stripe__charges') }}
+    select staged.* from {{ ref('stg_stripe__charges') }} as staged
+    {%- if is_incremental() %}
+    where exists (
+        select 1 from changed_charges
+        where
+            changed_charges.account_id = staged.account_id
+            and changed_charges.charge_id = staged.charge_id
+    )
+    {%- endif %}
 ),
 
 orders as (
     select * from {{ ref('stg_careportals__orders') }}
+    {%- if is_incremental() %}
+    where order_id in (select order_id from charges)
+    {%- endif %}
 ),
 
 charge_balance as (
-    select * from {{ ref('stg_stripe__balance_transactions') }}
-    where type in ('charge', 'payment')
+    select balance.* from {{ ref('stg_stripe__balance_transactions') }} as balance
+    where balance.type in ('charge', 'payment')
+    {%- if is_incremental() %}
+        and exists (
+            select 1 from charges
+            where
+                charges.account_id = balance.account_id
+                and charges.balance_transaction_id = balance.balance_transaction_id
+        )
+    {%- endif %}
 ),
 
 categories as (
@@ -25,13 +107,19 @@ estimated_fees as (
 
 refunds_per_charge as (
     select
-        account_id,
-        charge_id,
+        refunds.account_id,
+        refunds.charge_id,
         count(*) as refund_count,
-        sum(case when status = 'succeeded' then amount_minor else 0 end)
+        sum(case when refunds.status = 'succeeded' then refunds.amount_minor else 0 end)
             as succeeded_refunds_minor
-    from {{ ref('stg_stripe__refunds') }}
-    group by account_id, charge_id
+    from {{ ref('stg_stripe__refunds') }} as refunds
+    {%- if is_incremental() %}
+    where exists (
+        select 1 from charges
+        where charges.account_id = refunds.account_id and charges.charge_id = refunds.charge_id
+    )
+    {%- endif %}
+    group by refunds.account_id, refunds.charge_id
 ),
 
 final as (
@@ -87,7 +175,8 @@ final as (
         charges.failure_message,
         charges.decline_code,
         charges.description,
-        charges.livemode
+        charges.livemode,
+        {{ build_started_at() }} as built_at
     from charges
     left join orders on charges.order_id = orders.order_id
     left join charge_balance

@@ -54,7 +54,8 @@ final as (
         source.livemode,
         currencies.currency is null as is_unknown_currency,
         source.source_extracted_at,
-        source.source_event_count
+        source.source_event_count,
+        {{ build_started_at() }} as staged_at
     from source
     left join currencies on lower(source.charge.currency) = currencies.currency
 )

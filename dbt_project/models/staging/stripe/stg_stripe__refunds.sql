@@ -35,7 +35,8 @@ final as (
         nullif(source.refund.metadata.resourceid, '') as metadata_order_id,
         currencies.currency is null as is_unknown_currency,
         source.source_extracted_at,
-        source.source_event_count
+        source.source_event_count,
+        {{ build_started_at() }} as staged_at
     from source
     left join currencies on lower(source.refund.currency) = currencies.currency
 )
