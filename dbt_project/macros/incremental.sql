@@ -17,7 +17,16 @@
     {%- if flags.FULL_REFRESH or config.get('materialized') != 'incremental' -%}
         {{ return(flags.FULL_REFRESH) }}
     {%- endif -%}
-    {{ return(incremental_definition_comment() != incremental_definition_stored()) }}
+    {#- Asked several times for one node (by each is_incremental() of its SQL, then by the
+        materialization), answered once per rendering: each answer costs queries. -#}
+    {%- if execute and '_stripe_elt_rebuild' in model -%}
+        {{ return(model['_stripe_elt_rebuild']) }}
+    {%- endif -%}
+    {%- set rebuild = incremental_definition_comment() != incremental_definition_stored() -%}
+    {%- if execute -%}
+        {%- do model.update({'_stripe_elt_rebuild': rebuild}) -%}
+    {%- endif -%}
+    {{ return(rebuild) }}
 {%- endmacro %}
 
 {#- What an incremental model's table is made from: the model's SQL and that of each view it
