@@ -11,8 +11,10 @@ orders as (
     select * from {{ ref('stg_careportals__orders') }}
 ),
 
+-- The charges' own fields are all it reads: from staging, so that it is built beside
+-- fct_charges instead of after it.
 charges as (
-    select * from {{ ref('fct_charges') }}
+    select * from {{ ref('stg_stripe__charges') }}
     where status != 'failed'
 ),
 
