@@ -21,7 +21,7 @@ from tests.test_pipeline import failure_messages, query
 
 SECRET = "whsec_test_change_capture"
 # The models a build after the first makes incrementally: the staging models
-# (macros/object_state.sql) and fct_charges, from what they staged.
+# (macros/object_state.sql), and fct_charges and fct_payment_intents from what they staged.
 INCREMENTAL_MODELS = (
     "staging.stg_stripe__charges",
     "staging.stg_stripe__payment_intents",
@@ -33,6 +33,7 @@ INCREMENTAL_MODELS = (
     "staging.stg_stripe__invoice_lines",
     "staging.stg_stripe__subscription_items",
     "marts.fct_charges",
+    "marts.fct_payment_intents",
 )
 # When a row was staged or computed: the only columns a build from scratch gives otherwise.
 BUILD_TIMES = "columns(lambda c: c not in ('staged_at', 'built_at'))"

@@ -1,15 +1,59 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['account_id', 'payment_intent_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
+
 {#- One row per payment intent: a customer's payment, whatever number of charge attempts it
     took. Its outcome: succeeded, uncaptured (authorised, not captured: its own bucket, not
     a failure), failed (no successful attempt and waiting for another payment method),
-    canceled, or in_progress. -#}
+    canceled, or in_progress.
+
+    Incremental: a build after the first computes again only the payment intents staged
+    since this table's last build (`built_at`), or with one of their charges staged since. A
+    change to this model rebuilds it in full (macros/incremental.sql). -#}
+{%- set incremental = this is not none and is_incremental() %}
 with
 
+{% if incremental -%}
+last_build as (
+    select coalesce(max(built_at), '-infinity'::timestamptz) as built_at from {{ this }}
+),
+
+changed_intents as (
+    select account_id, payment_intent_id
+    from {{ ref('stg_stripe__payment_intents') }}
+    where staged_at > (select built_at from last_build)
+    union
+    select account_id, payment_intent_id
+    from {{ ref('stg_stripe__charges') }}
+    where staged_at > (select built_at from last_build) and payment_intent_id is not null
+),
+
+{% endif -%}
 intents as (
-    select * from {{ ref('stg_stripe__payment_intents') }}
+    select staged.* from {{ ref('stg_stripe__payment_intents') }} as staged
+    {%- if incremental %}
+    where exists (
+        select 1 from changed_intents
+        where
+            changed_intents.account_id = staged.account_id
+            and changed_intents.payment_intent_id = staged.payment_intent_id
+    )
+    {%- endif %}
 ),
 
 charges as (
-    select * from {{ ref('stg_stripe__charges') }}
+    select staged.* from {{ ref('stg_stripe__charges') }} as staged
+    {%- if incremental %}
+    where exists (
+        select 1 from changed_intents
+        where
+            changed_intents.account_id = staged.account_id
+            and changed_intents.payment_intent_id = staged.payment_intent_id
+    )
+    {%- endif %}
 ),
 
 attempts as (
@@ -55,7 +99,9 @@ final as (
         coalesce(attempts.attempt_count, 0) as attempt_count,
         coalesce(attempts.failed_attempt_count, 0) as failed_attempt_count,
         coalesce(intents.last_error_code, attempts.last_failure.failure_code) as last_failure_code,
-        coalesce(intents.last_decline_code, attempts.last_failure.decline_code) as last_decline_code
+        coalesce(intents.last_decline_code, attempts.last_failure.decline_code)
+            as last_decline_code,
+        {{ build_started_at() }} as built_at
     from intents
     left join attempts
         on

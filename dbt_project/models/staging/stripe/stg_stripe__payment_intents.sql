@@ -38,7 +38,8 @@ final as (
         source.intent.last_payment_error.decline_code as last_decline_code,
         currencies.currency is null as is_unknown_currency,
         source.source_extracted_at,
-        source.source_event_count
+        source.source_event_count,
+        {{ build_started_at() }} as staged_at
     from source
     left join currencies on lower(source.intent.currency) = currencies.currency
 )
