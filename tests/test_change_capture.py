@@ -17,7 +17,7 @@ from sandbox.generator import DAY
 from sandbox.server import SandboxServer, SandboxState
 from sandbox.webhooks import DeliverySettings, Faults
 from tests.conftest import run_dbt, set_pipeline_env
-from tests.test_pipeline import failure_messages, query
+from tests.test_pipeline import BUILD_TIMES, failure_messages, query
 
 SECRET = "whsec_test_change_capture"
 # The models a build after the first makes incrementally: the staging models
@@ -35,8 +35,6 @@ INCREMENTAL_MODELS = (
     "marts.fct_charges",
     "marts.fct_payment_intents",
 )
-# When a row was staged or computed: the only columns a build from scratch gives otherwise.
-BUILD_TIMES = "columns(lambda c: c not in ('staged_at', 'built_at'))"
 
 
 def assert_incremental_models_equal_a_full_build(workdir: Path, scratch: Path) -> None:
