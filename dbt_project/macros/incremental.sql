@@ -109,3 +109,23 @@
 {% macro build_started_at() -%}
     cast('{{ run_started_at.isoformat() }}' as timestamptz)
 {%- endmacro %}
+
+{#- In a mart built incrementally from staged rows: the row (of `relation`, a table alias) was
+    staged after the mart's last build, the newest `built_at` of its table (`this`). -#}
+{% macro staged_since_last_build(relation=none) -%}
+    {{ relation ~ '.' if relation }}staged_at > (
+        select coalesce(max(built_at), '-infinity'::timestamptz) from {{ this }}
+    )
+{%- endmacro %}
+
+{#- The row (of `relation`, a table alias) has its `keys` among the rows of `keys_relation`: a
+    mart built incrementally reads each input for the rows it computes again. -#}
+{% macro keys_in(relation, keys_relation, keys) -%}
+    exists (
+        select 1 from {{ keys_relation }}
+        where
+            {%- for key in keys %}
+            {{ 'and ' if not loop.first }}{{ keys_relation }}.{{ key }} = {{ relation }}.{{ key }}
+            {%- endfor %}
+    )
+{%- endmacro %}

@@ -16,14 +16,10 @@
 with
 
 {% if is_incremental() -%}
-last_build as (
-    select coalesce(max(built_at), '-infinity'::timestamptz) as built_at from {{ this }}
-),
-
 changed_charges as (
     select account_id, charge_id
     from {{ ref('stg_stripe__charges') }}
-    where staged_at > (select built_at from last_build)
+    where {{ staged_since_last_build() }}
     union
     select charges.account_id, charges.charge_id
     from {{ ref('stg_stripe__charges') }} as charges
@@ -31,11 +27,11 @@ changed_charges as (
         on
             charges.account_id = balance.account_id
             and charges.balance_transaction_id = balance.balance_transaction_id
-    where balance.staged_at > (select built_at from last_build)
+    where {{ staged_since_last_build('balance') }}
     union
     select account_id, charge_id
     from {{ ref('stg_stripe__refunds') }}
-    where staged_at > (select built_at from last_build) and charge_id is not null
+    where {{ staged_since_last_build() }} and charge_id is not null
     union
     -- CarePortals orders are staged in full by every build: their changes are found by
     -- comparing what each charge holds of its order with the order as it is now.
@@ -68,12 +64,7 @@ changed_charges as (
 charges as (
     select staged.* from {{ ref('stg_stripe__charges') }} as staged
     {%- if is_incremental() %}
-    where exists (
-        select 1 from changed_charges
-        where
-            changed_charges.account_id = staged.account_id
-            and changed_charges.charge_id = staged.charge_id
-    )
+    where {{ keys_in('staged', 'changed_charges', ['account_id', 'charge_id']) }}
     {%- endif %}
 ),
 
@@ -88,12 +79,7 @@ charge_balance as (
     select balance.* from {{ ref('stg_stripe__balance_transactions') }} as balance
     where balance.type in ('charge', 'payment')
     {%- if is_incremental() %}
-        and exists (
-            select 1 from charges
-            where
-                charges.account_id = balance.account_id
-                and charges.balance_transaction_id = balance.balance_transaction_id
-        )
+        and {{ keys_in('balance', 'charges', ['account_id', 'balance_transaction_id']) }}
     {%- endif %}
 ),
 
@@ -114,10 +100,7 @@ refunds_per_charge as (
             as succeeded_refunds_minor
     from {{ ref('stg_stripe__refunds') }} as refunds
     {%- if is_incremental() %}
-    where exists (
-        select 1 from charges
-        where charges.account_id = refunds.account_id and charges.charge_id = refunds.charge_id
-    )
+    where {{ keys_in('refunds', 'charges', ['account_id', 'charge_id']) }}
     {%- endif %}
     group by refunds.account_id, refunds.charge_id
 ),

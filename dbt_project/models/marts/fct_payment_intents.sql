@@ -17,42 +17,28 @@
 with
 
 {% if incremental -%}
-last_build as (
-    select coalesce(max(built_at), '-infinity'::timestamptz) as built_at from {{ this }}
-),
-
 changed_intents as (
     select account_id, payment_intent_id
     from {{ ref('stg_stripe__payment_intents') }}
-    where staged_at > (select built_at from last_build)
+    where {{ staged_since_last_build() }}
     union
     select account_id, payment_intent_id
     from {{ ref('stg_stripe__charges') }}
-    where staged_at > (select built_at from last_build) and payment_intent_id is not null
+    where {{ staged_since_last_build() }} and payment_intent_id is not null
 ),
 
 {% endif -%}
 intents as (
     select staged.* from {{ ref('stg_stripe__payment_intents') }} as staged
     {%- if incremental %}
-    where exists (
-        select 1 from changed_intents
-        where
-            changed_intents.account_id = staged.account_id
-            and changed_intents.payment_intent_id = staged.payment_intent_id
-    )
+    where {{ keys_in('staged', 'changed_intents', ['account_id', 'payment_intent_id']) }}
     {%- endif %}
 ),
 
 charges as (
     select staged.* from {{ ref('stg_stripe__charges') }} as staged
     {%- if incremental %}
-    where exists (
-        select 1 from changed_intents
-        where
-            changed_intents.account_id = staged.account_id
-            and changed_intents.payment_intent_id = staged.payment_intent_id
-    )
+    where {{ keys_in('staged', 'changed_intents', ['account_id', 'payment_intent_id']) }}
     {%- endif %}
 ),
 
