@@ -13,9 +13,10 @@
     one of its refunds staged again, or its CarePortals order changed. A change to this
     model, to the views it reads through, to their seeds or to the variables they name
     rebuilds it in full (macros/incremental.sql). -#}
+{%- set incremental = is_incremental() %}
 with
 
-{% if is_incremental() -%}
+{% if incremental -%}
 changed_charges as (
     select account_id, charge_id
     from {{ ref('stg_stripe__charges') }}
@@ -63,14 +64,14 @@ changed_charges as (
 {% endif -%}
 charges as (
     select staged.* from {{ ref('stg_stripe__charges') }} as staged
-    {%- if is_incremental() %}
+    {%- if incremental %}
     where {{ keys_in('staged', 'changed_charges', ['account_id', 'charge_id']) }}
     {%- endif %}
 ),
 
 orders as (
     select * from {{ ref('stg_careportals__orders') }}
-    {%- if is_incremental() %}
+    {%- if incremental %}
     where order_id in (select order_id from charges)
     {%- endif %}
 ),
@@ -78,7 +79,7 @@ orders as (
 charge_balance as (
     select balance.* from {{ ref('stg_stripe__balance_transactions') }} as balance
     where balance.type in ('charge', 'payment')
-    {%- if is_incremental() %}
+    {%- if incremental %}
         and {{ keys_in('balance', 'charges', ['account_id', 'balance_transaction_id']) }}
     {%- endif %}
 ),
@@ -99,7 +100,7 @@ refunds_per_charge as (
         sum(case when refunds.status = 'succeeded' then refunds.amount_minor else 0 end)
             as succeeded_refunds_minor
     from {{ ref('stg_stripe__refunds') }} as refunds
-    {%- if is_incremental() %}
+    {%- if incremental %}
     where {{ keys_in('refunds', 'charges', ['account_id', 'charge_id']) }}
     {%- endif %}
     group by refunds.account_id, refunds.charge_id

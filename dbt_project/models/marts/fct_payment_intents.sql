@@ -13,7 +13,7 @@
     Incremental: a build after the first computes again only the payment intents staged
     since this table's last build (`built_at`), or with one of their charges staged since. A
     change to this model rebuilds it in full (macros/incremental.sql). -#}
-{%- set incremental = this is not none and is_incremental() %}
+{%- set incremental = is_incremental() %}
 with
 
 {% if incremental -%}
