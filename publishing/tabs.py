@@ -38,18 +38,28 @@ def _require_mart(con: duckdb.DuckDBPyConnection, mart: str) -> None:
         raise LookupError(f"Mart {MARTS_SCHEMA}.{mart} does not exist: run the dbt models first.")
 
 
+# When the pipeline last computed a row (the incremental marts' `built_at`): how the warehouse
+# keeps itself up to date, not something the business reads. Left out of the tabs.
+BOOKKEEPING_COLUMNS = frozenset({"built_at"})
+
+
+def _tab_columns(con: duckdb.DuckDBPyConnection, mart: str) -> list[str]:
+    described = con.execute(f'select * from {MARTS_SCHEMA}."{mart}" limit 0').description
+    return [d[0] for d in described if d[0] not in BOOKKEEPING_COLUMNS]
+
+
 def mart_shape(con: duckdb.DuckDBPyConnection, mart: str) -> tuple[int, int]:
-    """A mart's rows and columns, without reading its values."""
+    """A mart's rows and the columns of its tab, without reading its values."""
     _require_mart(con, mart)
     rows = con.execute(f'select count(*) from {MARTS_SCHEMA}."{mart}"').fetchone()[0]
-    columns = con.execute(f'select * from {MARTS_SCHEMA}."{mart}" limit 0').description
-    return rows, len(columns)
+    return rows, len(_tab_columns(con, mart))
 
 
 def read_tab(con: duckdb.DuckDBPyConnection, mart: str, tab_name: str) -> Tab:
     """A mart as a tab, in a stable order (by its first column)."""
     _require_mart(con, mart)
-    result = con.execute(f'select * from {MARTS_SCHEMA}."{mart}" order by all')
-    columns = [d[0] for d in result.description]
+    columns = _tab_columns(con, mart)
+    selected = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    result = con.execute(f'select {selected} from {MARTS_SCHEMA}."{mart}" order by all')
     rows = [tuple(_cell(v) for v in row) for row in result.fetchall()]
     return Tab(name=tab_name, source=mart, columns=columns, rows=rows)

@@ -34,6 +34,7 @@ INCREMENTAL_MODELS = (
     "staging.stg_stripe__subscription_items",
     "marts.fct_charges",
     "marts.fct_payment_intents",
+    "marts.dim_customers",
 )
 
 

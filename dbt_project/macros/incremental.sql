@@ -111,9 +111,10 @@
 {%- endmacro %}
 
 {#- In a mart built incrementally from staged rows: the row (of `relation`, a table alias) was
-    staged after the mart's last build, the newest `built_at` of its table (`this`). -#}
-{% macro staged_since_last_build(relation=none) -%}
-    {{ relation ~ '.' if relation }}staged_at > (
+    staged after the mart's last build, the newest `built_at` of its table (`this`). From
+    another incremental mart, `column='built_at'`: the row was computed since. -#}
+{% macro staged_since_last_build(relation=none, column='staged_at') -%}
+    {{ relation ~ '.' if relation }}{{ column }} > (
         select coalesce(max(built_at), '-infinity'::timestamptz) from {{ this }}
     )
 {%- endmacro %}

@@ -1,18 +1,58 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['account_id', 'customer_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
+
 {#- One row per Stripe customer and presentment currency they paid in (a customer with no
     payment has one row with no currency): first and last payment, lifetime gross, refunds,
-    fees and net, payment and failure counts, active subscriptions. -#}
+    fees and net, payment and failure counts, active subscriptions.
+
+    Incremental: a build after the first computes again, in every currency, only the
+    customers something changed for since this table's last build (`built_at`): the
+    customer or one of their subscriptions staged again, or one of their charges computed
+    again in fct_charges. A charge's or subscription's customer is set once (Stripe only
+    lets a charge without one be given one), so no change takes a row away from another
+    customer. A change to this model rebuilds it in full (macros/incremental.sql). -#}
+{%- set incremental = is_incremental() %}
 with
 
+{% if incremental -%}
+changed_customers as (
+    select account_id, customer_id
+    from {{ ref('stg_stripe__customers') }}
+    where {{ staged_since_last_build() }}
+    union
+    select account_id, customer_id
+    from {{ ref('stg_stripe__subscriptions') }}
+    where {{ staged_since_last_build() }} and customer_id is not null
+    union
+    select account_id, customer_id
+    from {{ ref('fct_charges') }}
+    where {{ staged_since_last_build(column='built_at') }} and customer_id is not null
+),
+
+{% endif -%}
 customers as (
-    select * from {{ ref('stg_stripe__customers') }}
+    select staged.* from {{ ref('stg_stripe__customers') }} as staged
+    {%- if incremental %}
+    where {{ keys_in('staged', 'changed_customers', ['account_id', 'customer_id']) }}
+    {%- endif %}
 ),
 
 charges as (
-    select * from {{ ref('fct_charges') }}
+    select computed.* from {{ ref('fct_charges') }} as computed
+    {%- if incremental %}
+    where {{ keys_in('computed', 'customers', ['account_id', 'customer_id']) }}
+    {%- endif %}
 ),
 
 subscriptions as (
-    select * from {{ ref('stg_stripe__subscriptions') }}
+    select staged.* from {{ ref('stg_stripe__subscriptions') }} as staged
+    {%- if incremental %}
+    where {{ keys_in('staged', 'customers', ['account_id', 'customer_id']) }}
+    {%- endif %}
 ),
 
 payments as (
@@ -65,7 +105,8 @@ final as (
         coalesce(payments.lifetime_fees_minor, 0) as lifetime_fees_minor,
         coalesce(payments.lifetime_net_before_refunds_minor, 0)
             as lifetime_net_before_refunds_minor,
-        coalesce(active_subscriptions.active_subscription_count, 0) as active_subscription_count
+        coalesce(active_subscriptions.active_subscription_count, 0) as active_subscription_count,
+        {{ build_started_at() }} as built_at
     from customers
     left join payments
         on

@@ -27,7 +27,8 @@ final as (
         coalesce(customer.delinquent, false) as is_delinquent,
         coalesce(customer.deleted, false) or object_deleted as is_deleted,
         source.source_extracted_at,
-        source.source_event_count
+        source.source_event_count,
+        {{ build_started_at() }} as staged_at
     from source
 )
 

@@ -31,7 +31,8 @@ final as (
         stripe_subscription.latest_invoice as latest_invoice_id,
         stripe_subscription.items.total_count as item_count,
         source.source_extracted_at,
-        source.source_event_count
+        source.source_event_count,
+        {{ build_started_at() }} as staged_at
     from source
 )
 
