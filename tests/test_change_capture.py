@@ -35,6 +35,7 @@ INCREMENTAL_MODELS = (
     "marts.fct_charges",
     "marts.fct_payment_intents",
     "marts.dim_customers",
+    "marts.fct_refunds",
 )
 
 

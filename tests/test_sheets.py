@@ -217,13 +217,17 @@ def test_credentials_are_checked_without_printing_them(tmp_path):
     assert "SECRET" not in str(err.value)
 
 
-def test_publish_marts_reads_the_configured_marts_and_masks_emails(fake, tmp_path):
+def test_publish_marts_reads_the_configured_marts_masks_emails_and_leaves_out_built_at(
+    fake, tmp_path
+):
     database = tmp_path / "w.duckdb"
     con = duckdb.connect(str(database))
     con.execute("create schema marts")
+    # `built_at`: when an incremental mart last computed the row, not for the tab.
     con.execute(
         "create table marts.dim_customers as select 'cus_1' as customer_id, "
-        "'jane.doe@example.com' as email, 12.50::decimal(38, 2) as lifetime_gross"
+        "'jane.doe@example.com' as email, 12.50::decimal(38, 2) as lifetime_gross, "
+        "now() as built_at"
     )
     con.close()
     settings = PublishSettings(
