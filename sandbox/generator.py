@@ -10,6 +10,7 @@ seed and size give byte-identical objects.
 
 from __future__ import annotations
 
+import array
 import bisect
 import contextlib
 import gc
@@ -19,7 +20,7 @@ import operator
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -47,6 +48,15 @@ OBJECT_TYPES = (
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Each byte of an id's digest read as one base-62 character (a table lookup, not divisions).
 _B62_OF_BYTE = bytes(ord(_B62[b % 62]) for b in range(256))
+
+_ID = operator.itemgetter("id")
+_CREATED = operator.itemgetter("created")
+# Lines gathered and written to a file at a time by `Written.write`.
+_WRITE_LINES = 1_000
+
+
+def _json_line(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 
 @dataclass
@@ -141,63 +151,106 @@ class Written:
     """A story's objects as their JSON lines, each made as soon as its object is final, for
     a process that only writes the story out (`sandbox.store.write_part`).
 
-    An object is serialised while it is fresh in the cache and then freed. A part's 800k
-    objects, serialised once all were built, were 2.5 GB spread through memory: writing them
-    waited on it (a charge took 14 us to serialise in a pass over 20k of them, 4 us just
-    built), and counting them for the ground truth walked them all again. At 1M charges,
-    six runs alternated with that code: 62.0-78.0 s against 65.3-83.7 s (3%), a fifth to a
-    third less system time, a part's peak 2.2 GB against 2.6 GB; the files are byte for
-    byte the same.
-    `observe` sees each batch of final objects first (the ground truth's sums). A charge
-    stays open to one change after it is written, a dispute (`reopen`); every other change
-    to an object is made before the story settles it (`_Story.settle`)."""
+    An object is serialised while it is fresh in the cache, its line copied to the end of
+    its list's buffer, and both freed: orjson's next line reuses the memory (a part's 800k
+    lines, each kept as an object of its own, were 1.2 GB of fresh memory, and orjson's
+    output keeps the capacity it grew to: a charge's 2.5 KB line held 8 KB). The lists are
+    written from their buffers in their order by Arrow, which gathers the lines a chunk at
+    a time, with no Python object per line. Counting the objects for the ground truth is
+    done here too, while they are fresh (`observe`: it sees each batch first).
+    A charge stays open to one change after it is written, a dispute (`reopen`); every
+    other change to an object is made before the story settles it (`_Story.settle`)."""
 
     def __init__(self, observe: Callable[[str, list[dict[str, Any]]], None]) -> None:
         self.observe = observe
-        # Per list: each object's time and (id, JSON line without its newline), in the order
-        # the story told them.
-        self.times: dict[str, list[int]] = {name: [] for name in OBJECT_TYPES}
-        self.rows: dict[str, list[tuple[str, bytes]]] = {name: [] for name in OBJECT_TYPES}
-        # The charges a dispute may pick (captured, never refunded), by their index in rows.
+        # Per list, in the order the story told them: the lines one after the other (each
+        # with its newline); where each starts and, last, where the buffer ends; each
+        # object's time and id.
+        self.buffers: dict[str, bytearray] = {name: bytearray() for name in OBJECT_TYPES}
+        self.offsets: dict[str, array.array] = {
+            name: array.array("q", [0]) for name in OBJECT_TYPES
+        }
+        self.times: dict[str, array.array] = {name: array.array("q") for name in OBJECT_TYPES}
+        self.ids: dict[str, list[str]] = {name: [] for name in OBJECT_TYPES}
+        # Per list, the places of its lines in the order they are written (`_sort`).
+        self.order: dict[str, Any] = {}
+        # The charges a dispute may pick (captured, never refunded), by their place.
         self.disputable: list[int] = []
         self._reopened: dict[int, dict[str, Any]] = {}
+        # The charges written again after a dispute: their first places and their lines'.
+        self._moved: dict[int, int] = {}
 
     def take(self, name: str, objs: list[dict[str, Any]]) -> None:
         self.observe(name, objs)
-        rows = self.rows[name]
+        offsets = self.offsets[name]
         if name == "charges":
-            first = len(rows)
+            first = len(offsets) - 1
             self.disputable += [
                 first + i
                 for i, ch in enumerate(objs)
                 if ch["captured"] and not ch["amount_refunded"]
             ]
-        self.times[name] += map(operator.itemgetter("created"), objs)
-        # orjson's output keeps the capacity it grew to (a charge's 2.5 KB line held 8 KB):
-        # the batch is joined and split again into lines of their own size. A JSON line holds
-        # no raw newline.
-        lines = b"\n".join(list(map(orjson.dumps, objs))).split(b"\n")
-        rows += zip(map(operator.itemgetter("id"), objs), lines, strict=True)
+        self.times[name].extend(map(_CREATED, objs))
+        self.ids[name] += map(_ID, objs)
+        lines = list(map(_json_line, objs))
+        buffer = self.buffers[name]
+        offsets.extend(
+            itertools.islice(itertools.accumulate(map(len, lines), initial=len(buffer)), 1, None)
+        )
+        for line in lines:
+            buffer += line
 
     def count(self, name: str) -> int:
-        return len(self.rows[name])
+        return len(self.offsets[name]) - 1
 
     def reopen(self, index: int) -> dict[str, Any]:
         """The written charge `index` as an object again, written anew by `close`."""
         ch = self._reopened.get(index)
         if ch is None:
-            ch = self._reopened[index] = orjson.loads(self.rows["charges"][index][1])
+            offsets = self.offsets["charges"]
+            line = self.buffers["charges"][offsets[index] : offsets[index + 1]]
+            ch = self._reopened[index] = orjson.loads(line)
         return ch
 
     def close(self) -> None:
-        rows = self.rows["charges"]
+        """Write the reopened charges anew: each line goes to the end of the buffer, and its
+        place is the new line's from then on."""
+        if not self._reopened:
+            return
+        buffer, offsets = self.buffers["charges"], self.offsets["charges"]
         for index, ch in self._reopened.items():
-            rows[index] = (ch["id"], orjson.dumps(ch))
+            self._moved[index] = len(offsets) - 1
+            buffer += _json_line(ch)
+            offsets.append(len(buffer))
         self._reopened.clear()
 
-    def lines(self, name: str) -> list[bytes]:
-        """The JSON lines of the list `name`, without their newlines."""
-        return [line for _, line in self.rows[name]]
+    def put_in_order(self) -> None:
+        """Decide the order each list is written in: newest first, as `_order_by_time` puts
+        a story's lists."""
+        import pyarrow as pa
+
+        for name in OBJECT_TYPES:
+            order = _newest_first(self.times[name], self.ids[name])
+            if name == "charges" and self._moved:
+                moved = self._moved
+                order = pa.array([moved.get(k, k) for k in order.to_pylist()], pa.int64())
+            self.order[name] = order
+            self.times[name] = array.array("q")
+            self.ids[name] = []
+
+    def write(self, name: str, out: BinaryIO) -> None:
+        """Write the lines of the list `name` to `out` in the list's order (`_sort`)."""
+        import pyarrow as pa
+
+        buffer, offsets = self.buffers[name], self.offsets[name]
+        lines = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(buffer)]
+        )
+        order = self.order[name]
+        for start in range(0, len(order), _WRITE_LINES):
+            chunk = lines.take(order[start : start + _WRITE_LINES])
+            _, ends, joined = chunk.buffers()
+            out.write(joined[: memoryview(ends).cast("q")[len(chunk)]])
 
 
 class _Story:
@@ -1129,19 +1182,29 @@ def _generate_story(
 
 
 def _sort(story: _Story) -> None:
-    written = story.written
-    for name in OBJECT_TYPES:
-        if written is None:
+    if story.written is None:
+        for name in OBJECT_TYPES:
             _order_by_time(story.out[name], "created", "id", descending=True)
-        else:
-            written.rows[name] = _time_ordered(
-                written.rows[name], written.times[name], _ID_OF_ROW, descending=True
-            )
-            written.times[name] = []
+    else:
+        story.written.put_in_order()
     _order_by_time(story.data.orders, "created_at", "order_id", descending=False)
 
 
-_ID_OF_ROW = operator.itemgetter(0)
+def _newest_first(times: array.array, ids: list[str]) -> Any:
+    """The places of a list's objects in order of their time and, within one second, of
+    their id, newest and last first: the order `_order_by_time(..., descending=True)` gives.
+    Arrow's sort is stable, as Python's is, and compares strings by their UTF-8 bytes, which
+    is Python's order of code points."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.table(
+        {
+            "time": pa.Array.from_buffers(pa.int64(), len(times), [None, pa.py_buffer(times)]),
+            "id": pa.array(ids, pa.string()),
+        }
+    )
+    return pc.sort_indices(table, sort_keys=[("time", "descending"), ("id", "descending")])
 
 
 def _order_by_time(rows: list[dict], time: str, key: str, *, descending: bool) -> None:

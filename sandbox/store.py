@@ -270,7 +270,8 @@ def write_part(seed: int, charges: int, part: int, parts: int, staging: Path) ->
     names = [name for name in OBJECT_TYPES if part == 0 or name not in CATALOG_LISTS]
     suffix = "" if part == 0 else f".{part}"
     for name in names:
-        _write_lines(written.lines(name), staging / "objects" / f"{name}{suffix}.jsonl")
+        with open(staging / "objects" / f"{name}{suffix}.jsonl", "wb") as out:
+            written.write(name, out)
     written_at = time.perf_counter()
     result = {
         "sums": added.result(orders=len(data.orders)),
@@ -303,14 +304,6 @@ def _write_objects(data: Dataset, folder: Path, names: list[str]) -> None:
                 out.write(
                     b"".join([orjson.dumps(o, option=orjson.OPT_APPEND_NEWLINE) for o in chunk])
                 )
-
-
-def _write_lines(lines: list[bytes], path: Path) -> None:
-    """A JSON-lines file of `lines`, each given without its newline."""
-    with open(path, "wb") as out:
-        for i in range(0, len(lines), _WRITE_CHUNK):
-            out.write(b"\n".join(lines[i : i + _WRITE_CHUNK]))
-            out.write(b"\n")
 
 
 def _start_writers(data: Dataset, folder: Path) -> list:

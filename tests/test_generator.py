@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import csv
 import io
 import json
@@ -17,6 +18,7 @@ import pytest
 from sandbox import catalog
 from sandbox.generator import (
     OBJECT_TYPES,
+    _newest_first,
     _order_by_time,
     generate,
     generate_part,
@@ -280,3 +282,9 @@ def test_the_story_is_ordered_as_pythons_sort_orders_it(descending):
     assert [r["n"] for r in rows] == [r["n"] for r in expected]
     for few in ([], [{"created": 1, "id": "a"}]):
         _order_by_time(few, "created", "id", descending=descending)
+    if descending:
+        # A part's written lists are put in order by their times and ids alone, in Arrow.
+        rows.sort(key=operator.itemgetter("n"))
+        times = array.array("q", [r["created"] for r in rows])
+        order = _newest_first(times, [r["id"] for r in rows]).to_pylist()
+        assert [rows[i]["n"] for i in order] == [r["n"] for r in expected]
