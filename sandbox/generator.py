@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import operator
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -53,6 +53,27 @@ _ID = operator.itemgetter("id")
 _CREATED = operator.itemgetter("created")
 # Lines gathered and written to a file at a time by `Written.write`.
 _WRITE_LINES = 1_000
+
+
+# Ids drawn at a time for one prefix (`_drawn_ids`).
+_IDS_DRAWN = 4_096
+
+
+def _drawn_ids(space: str, name: str, length: int, *, hex_ids: bool = False) -> Iterator[str]:
+    """The ids of one kind (`name`, and `length` random bytes each) in one id space, one
+    after the other: `name` and an underscore, then each byte as one base-62 character, or
+    (`hex_ids`) the bytes as hex digits alone. The bytes come from a generator seeded with
+    the space, name and length, drawn thousands at a time: an id is a slice of one string
+    (0.7 us, against 1.9 us for a digest of the id's number; at 1M charges the story takes
+    6M ids)."""
+    rng = random.Random(f"{space}:{name}:{length}")
+    head = "" if hex_ids else f"{name}_"
+    width = 2 * length if hex_ids else length
+    while True:
+        drawn = rng.randbytes(length * _IDS_DRAWN)
+        text = drawn.hex() if hex_ids else drawn.translate(_B62_OF_BYTE).decode()
+        for start in range(0, len(text), width):
+            yield head + text[start : start + width]
 
 
 def _json_line(obj: dict[str, Any]) -> bytes:
@@ -274,8 +295,8 @@ class _Story:
         self.out = self.data.objects
         self.customers: list[_Customer] = []
         self.prices: dict[tuple[str, str], dict[str, Any]] = {}
-        # Each id prefix's digest with the seed and prefix already fed in (`new_id`).
-        self._id_digests: dict[tuple[str, int], Any] = {}
+        # The ids of each prefix and length still to be given (`new_id`).
+        self._ids: dict[tuple[str, int], Iterator[str]] = {}
         # Where final objects go when the story is only written out, not kept (`settle`).
         self.written: Written | None = None
 
@@ -298,22 +319,18 @@ class _Story:
     # -- identifiers and random helpers -------------------------------------------------
 
     def new_id(self, prefix: str, length: int = 24) -> str:
-        n = self.counters.get(prefix, 0) + 1
-        self.counters[prefix] = n
-        # The digest of f"{seed}:{prefix}:{n}", from a copy of the one fed the common start.
-        base = self._id_digests.get((prefix, length))
-        if base is None:
-            base = hashlib.blake2b(f"{self.id_space}:{prefix}:".encode(), digest_size=length)
-            self._id_digests[(prefix, length)] = base
-        digest = base.copy()
-        digest.update(b"%d" % n)
-        return f"{prefix}_{digest.digest().translate(_B62_OF_BYTE).decode()}"
+        self.counters[prefix] = self.counters.get(prefix, 0) + 1
+        ids = self._ids.get((prefix, length))
+        if ids is None:
+            ids = self._ids[(prefix, length)] = _drawn_ids(self.id_space, prefix, length)
+        return next(ids)
 
     def order_id(self) -> str:
         # CarePortals order ids are 24-hex-digit document ids.
-        n = self.counters.get("order", 0) + 1
-        self.counters["order"] = n
-        return hashlib.blake2b(f"{self.id_space}:order:{n}".encode(), digest_size=12).hexdigest()
+        ids = self._ids.get(("order", 12))
+        if ids is None:
+            ids = self._ids[("order", 12)] = _drawn_ids(self.id_space, "order", 12, hex_ids=True)
+        return next(ids)
 
     def pick(self, weights: _Weights) -> Any:
         # The draw `rng.choices(keys, weights)[0]` makes (one random() and a bisection of the
@@ -333,7 +350,7 @@ class _Story:
         self.rng = random.Random(f"{self.seed}:part:{part}/{parts}")
         self.id_space = f"{self.seed}.{part}/{parts}"
         self.counters = {}
-        self._id_digests = {}
+        self._ids = {}
         self.customer_index = itertools.count(part, parts)
 
     # -- catalogue and customers ----------------------------------------------------------
@@ -1256,5 +1273,5 @@ def _joined(stories: list[_Story]) -> _Story:
     _sort(story)
     story.id_space = f"{story.seed}.after/{len(stories)}"
     story.counters = {}
-    story._id_digests = {}
+    story._ids = {}
     return story

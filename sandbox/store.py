@@ -51,7 +51,7 @@ from sandbox.truth import Sums, ground_truth, ground_truth_of, utc_date
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 ORDERS_FILE = "careportals_orders.csv"
 ORDER_COLUMNS = [
     "order_id",
