@@ -65,7 +65,7 @@ def _drawn_ids(space: str, name: str, length: int, *, hex_ids: bool = False) -> 
     (`hex_ids`) the bytes as hex digits alone. The bytes come from a generator seeded with
     the space, name and length, drawn thousands at a time: an id is a slice of one string
     (0.7 us, against 1.9 us for a digest of the id's number; at 1M charges the story takes
-    6M ids)."""
+    about 5M ids)."""
     rng = random.Random(f"{space}:{name}:{length}")
     head = "" if hex_ids else f"{name}_"
     width = 2 * length if hex_ids else length
