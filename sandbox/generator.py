@@ -46,7 +46,7 @@ OBJECT_TYPES = (
 )
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# Each byte of an id's digest read as one base-62 character (a table lookup, not divisions).
+# Each random byte of an id read as one base-62 character (a table lookup, not divisions).
 _B62_OF_BYTE = bytes(ord(_B62[b % 62]) for b in range(256))
 
 _ID = operator.itemgetter("id")
