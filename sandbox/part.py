@@ -12,11 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from sandbox.generator import Written
 from sandbox.store import write_part
 
 
-def main(argv: list[str]) -> Written:
+def main(argv: list[str]) -> tuple:
     staging, seed, charges, part, parts = argv
     # A short-lived process of millions of acyclic objects: the cyclic collector would only
     # walk them, again and again, as the ground truth and the orders are computed.
@@ -26,8 +25,9 @@ def main(argv: list[str]) -> Written:
 
 if __name__ == "__main__":
     told = main(sys.argv[1:])  # held, not freed: see below
-    # Everything is written: the process ends without freeing what the part still holds (at
-    # 250k charges, 800k lines and ids, the customers and the orders) one by one.
+    # Everything is written: the process ends without freeing what the part made (at 250k
+    # charges, 800k lines and ids, the story's customers and orders, the export's lines) one
+    # by one.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
