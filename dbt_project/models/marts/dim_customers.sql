@@ -67,7 +67,11 @@ payments as (
         sum(case when captured then amount_minor else 0 end) as lifetime_gross_minor,
         sum(case when captured then amount_refunded_minor else 0 end)
             as lifetime_refunded_minor,
-        {{ dbt.any_value("settlement_currency") }} as settlement_currency,
+        -- The currency the settled charges reached the balance in (one per presentment
+        -- currency of an account, tests/assert_customer_charges_settle_in_one_currency.sql);
+        -- max() and not any_value(), which DuckDB answers with whichever row comes first,
+        -- a charge not settled yet (null) as well.
+        max(settlement_currency) as settlement_currency,
         sum(coalesce(fee_minor, 0)) as lifetime_fees_minor,
         sum(coalesce(net_minor, 0)) as lifetime_net_before_refunds_minor
     from charges

@@ -27,7 +27,9 @@ balance_per_charge as (
     select
         disputes.account_id,
         disputes.charge_id,
-        {{ dbt.any_value("balance.currency") }} as settlement_currency,
+        -- A charge's disputes move its balance in one currency; max() names it the same
+        -- way in every build.
+        max(balance.currency) as settlement_currency,
         -sum(
             case when balance.reporting_category = 'dispute' then balance.amount_minor else 0 end
         ) as withdrawn_minor,
