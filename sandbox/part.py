@@ -24,7 +24,14 @@ def main(argv: list[str]) -> tuple:
 
 
 if __name__ == "__main__":
-    told = main(sys.argv[1:])  # held, not freed: see below
+    try:
+        told = main(sys.argv[1:])  # held, not freed: see below
+    except OSError as exc:
+        # What the system refused (a full disk, a folder that cannot be written), in one line
+        # for the generator's error rather than a traceback.
+        where = Path(sys.argv[1]).parent
+        print(f"{exc.strerror or exc} (writing the dataset in {where})", file=sys.stderr)
+        sys.exit(1)
     # Everything is written: the process ends without freeing what the part made (at 250k
     # charges, 800k lines and ids, the story's customers and orders, the export's lines) one
     # by one.

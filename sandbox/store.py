@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -213,6 +214,28 @@ def _part_environment() -> dict[str, str]:
 PART_RESULT = ".part-{}.pickle"
 
 
+class _OutputTail:
+    """The last few thousand bytes a part's process prints, read from its pipe as it runs:
+    kept in memory, not in a file, so a part that fails because the disk is full still
+    says why."""
+
+    KEEP = 4000
+
+    def __init__(self, stream) -> None:
+        self._tail = b""
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        with stream:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                self._tail = (self._tail + chunk)[-self.KEEP :]
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return self._tail.decode(errors="replace").strip()[-2000:]
+
+
 def _tell_parts(seed: int, charges: int, parts: int, staging: Path) -> list[dict]:
     """Run the parts' processes, at most one per core at a time; their results, in order."""
     env = _part_environment()
@@ -220,22 +243,22 @@ def _tell_parts(seed: int, charges: int, parts: int, staging: Path) -> list[dict
     at_once = max(1, min(parts, cores or 1))
     waiting = list(range(parts))
     running: dict[int, subprocess.Popen] = {}
-    logs = {part: staging / f".part-{part}.log" for part in range(parts)}
+    outputs: dict[int, _OutputTail] = {}
     try:
         while waiting or running:
             while waiting and len(running) < at_once:
                 part = waiting.pop(0)
-                with open(logs[part], "wb") as output:
-                    running[part] = subprocess.Popen(
-                        [sys.executable, "-m", "sandbox.part", str(staging), str(seed),
-                         str(charges), str(part), str(parts)],
-                        env=env, stdout=output, stderr=subprocess.STDOUT,
-                    )  # fmt: skip
+                running[part] = subprocess.Popen(
+                    [sys.executable, "-m", "sandbox.part", str(staging), str(seed),
+                     str(charges), str(part), str(parts)],
+                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+                outputs[part] = _OutputTail(running[part].stdout)
             done = [part for part, proc in running.items() if proc.poll() is not None]
             for part in done:
                 code = running.pop(part).returncode
                 if code != 0:
-                    tail = logs[part].read_text(errors="replace").strip()[-2000:]
+                    tail = outputs[part].text()
                     raise RuntimeError(
                         f"generating part {part + 1} of {parts} of the sandbox's account failed "
                         f"(exit code {code})" + (f": {tail}" if tail else "")
@@ -252,7 +275,6 @@ def _tell_parts(seed: int, charges: int, parts: int, staging: Path) -> list[dict
         with open(result_file, "rb") as f:
             results.append(pickle.load(f))
         result_file.unlink()
-        logs[part].unlink()
     return results
 
 

@@ -9,6 +9,8 @@ import json
 import operator
 import random
 import re
+import subprocess
+import sys
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -267,6 +269,29 @@ def test_a_part_that_fails_leaves_nothing_and_says_so(tmp_path: Path, monkeypatc
     err = capsys.readouterr().err
     assert re.search(r"Cannot generate the sandbox's dataset: generating part [12] of 2", err)
     assert list((tmp_path / "cli").iterdir()) == []
+
+
+def test_a_part_that_fails_says_why_even_when_the_disk_is_full(tmp_path: Path, monkeypatch):
+    # What a part prints is read from its pipe as it runs, not from a file on the disk that
+    # may be the full one; a long output does not stall the part, and its end is reported.
+    noisy = tmp_path / "noisy-python"
+    noisy.write_text(
+        "#!/bin/sh\nhead -c 300000 /dev/zero | tr '\\0' x\necho\necho the reason\nexit 3\n"
+    )
+    noisy.chmod(0o755)
+    monkeypatch.setattr("sandbox.store.sys.executable", str(noisy))
+    with pytest.raises(RuntimeError, match=r"failed \(exit code 3\): x{100,}\nthe reason\Z"):
+        write_dataset_in_parts(7, 2_000, tmp_path / "data", parts=2)
+    assert not (tmp_path / "data").exists()
+    monkeypatch.undo()
+    # What the system refuses a part (no space left, a folder gone) comes as one line.
+    gone = tmp_path / "gone" / ".tmp-staging"
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox.part", str(gone), "7", "2000", "0", "2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == f"No such file or directory (writing the dataset in {gone.parent})\n"
 
 
 @pytest.mark.parametrize("descending", [True, False])
