@@ -6,6 +6,7 @@ state, also with faults injected into the API."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ingestion.webhooks import ReceiverServer, ReceiverSettings
 from sandbox.generator import DAY
 from sandbox.server import SandboxServer, SandboxState
 from sandbox.webhooks import DeliverySettings, Faults
-from tests.conftest import run_dbt, set_pipeline_env
+from tests.conftest import DBT_PROJECT, run_dbt, set_pipeline_env
 from tests.test_pipeline import BUILD_TIMES, failure_messages, query
 
 SECRET = "whsec_test_change_capture"
@@ -58,6 +59,27 @@ def assert_incremental_models_equal_a_full_build(workdir: Path, scratch: Path) -
         )
         assert (missing, extra) == (0, 0), (model, missing, extra, rows)
     copy.unlink()
+
+
+def test_no_model_takes_a_value_from_whichever_row_comes_first():
+    """An incremental table must equal a full build of the same rows, and a build must
+    equal the one before it: no value may depend on the order DuckDB's threads hand rows
+    to an aggregate. `any_value()` (DuckDB's `arbitrary()`, which takes the first row,
+    null or not) and `first()` or `last()` without an `order by` would: a customer's
+    settlement currency was once null or not from one build to the next."""
+    found = []
+    for folder in ("models", "macros", "tests"):
+        for path in sorted((DBT_PROJECT / folder).rglob("*.sql")):
+            sql = re.sub(r"--[^\n]*|\{#.*?#\}", "", path.read_text(), flags=re.S)
+            for call in re.finditer(r"\b(any_value|arbitrary|first|last)\s*\(", sql, re.I):
+                depth, end = 1, call.end()
+                while depth and end < len(sql):
+                    depth += {"(": 1, ")": -1}.get(sql[end], 0)
+                    end += 1
+                ordered = re.search(r"\border\s+by\b", sql[call.end() : end], re.I)
+                if call.group(1).lower() in ("any_value", "arbitrary") or not ordered:
+                    found.append(f"{path.relative_to(DBT_PROJECT)}: {call.group(0)}")
+    assert found == []
 
 
 def run_job(name: str):
