@@ -84,3 +84,37 @@ def test_webhook_runs_are_timed_only_where_the_payment_was_seen():
     assert summary["webhook_landed_s"]["n"] == 3
     assert (summary["webhook_mart_s"]["median"], summary["webhook_mart_s"]["n"]) == (35.0, 2)
     assert (summary["webhook_tab_s"]["median"], summary["webhook_tab_s"]["n"]) == (35.0, 1)
+
+
+def test_the_growth_target_reads_the_incremental_runs_taken_side_by_side():
+    from benchmarks.__main__ import summarise, targets
+
+    def run(incremental: float) -> dict:
+        return {"load": {"seconds": 100.0, "objects": 1, "objects_per_second": 1.0,
+                         "peak_mb": 1.0},
+                "incremental": {"seconds": incremental, "changed_objects": 1000}}  # fmt: skip
+
+    block = {"objects": 1, "generator": {}}
+    results = {
+        "sizes": {
+            # Minutes apart, the machine slowed between the sizes: 1.5x.
+            "10k": {**block, "runs": [run(1.0), run(1.0), run(1.0)]},
+            "1m": {**block, "runs": [run(1.5), run(1.5), run(1.5)]},
+        },
+        # Seconds apart: 1.1x, 1.0x, 1.3x.
+        "incremental_side_by_side": [
+            {"seconds": {"10k": 1.0, "1m": 1.1}, "ratio": 1.1},
+            {"seconds": {"10k": 1.2, "1m": 1.2}, "ratio": 1.0},
+            {"seconds": {"10k": 1.0, "1m": 1.3}, "ratio": 1.3},
+        ],
+    }
+    summary = summarise(results)
+    assert summary["1m"]["incremental_vs_10k_runs"]["median"] == 1.5
+    assert summary["1m"]["incremental_vs_10k"]["median"] == 1.1
+    assert summary["10k"]["incremental_side_by_side_seconds"]["median"] == 1.0
+    growth = [line for line in targets(summary) if "within 20% of 10k" in line]
+    assert growth == ["met    incremental at 1M within 20% of 10k (side by side): +10%"]
+
+    del results["incremental_side_by_side"]
+    growth = [line for line in targets(summarise(results)) if "within 20% of 10k" in line]
+    assert growth == ["MISSED incremental at 1M within 20% of 10k (the same run's): +50%"]
