@@ -178,12 +178,28 @@ def _wait_for(url: str, proc: subprocess.Popen, what: str, seconds: float = 600)
 
 
 def api_post(url: str, path: str, data: dict | list) -> dict[str, Any]:
-    answer = httpx.post(
-        url + path, data=data, timeout=900,
-        headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"},
-    )  # fmt: skip
-    answer.raise_for_status()
+    """A POST to the sandbox; a sandbox that is gone or refuses it fails the step, so that
+    the figures measured before are still written and reported."""
+    try:
+        answer = httpx.post(
+            url + path, data=data, timeout=900,
+            headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"},
+        )  # fmt: skip
+        answer.raise_for_status()
+    except httpx.HTTPStatusError as err:
+        raise StepFailedError(
+            f"the sandbox answered POST {path} with {err.response.status_code}: "
+            f"{err.response.text[:300]}"
+        ) from None
+    except httpx.HTTPError as err:
+        raise StepFailedError(f"the sandbox at {url} did not answer POST {path} ({err})") from None
     return answer.json()
+
+
+def advance_one_day(url: str, changes: int) -> dict[str, Any]:
+    """The sandbox's clock moved one day with about `changes` changes (an incremental run's
+    day); its answer counts the changed objects and the events."""
+    return api_post(url, "/v1/test_helpers/advance", {"seconds": 86_400, "changes": changes})
 
 
 @contextlib.contextmanager
@@ -224,6 +240,7 @@ def pipeline_env(workdir: Path, url: str, orders: Path) -> dict[str, str]:
 
 # The CarePortals orders step; and the API base of steps that must not reach a sandbox.
 ORDERS_STEP = [PYTHON, "-m", "benchmarks.steps", "orders"]
+LOAD_STEP = [PYTHON, "-m", "benchmarks.steps", "load"]
 NO_SANDBOX = "http://127.0.0.1:9"
 
 
@@ -244,7 +261,7 @@ def loads(size: str, run: int, url: str, dataset: dict, args, logs: Path) -> dic
     parts = args.parts
 
     log(f"{size} run {run}: full load")
-    result, _, peak = run_child([PYTHON, "-m", "benchmarks.steps", "load"], env, step_log)
+    result, _, peak = run_child(LOAD_STEP, env, step_log)
     out["load"] = {**result, "peak_mb": peak,
                    "objects_per_second": result["objects"] / result["seconds"]}  # fmt: skip
     log(f"  {result['objects']:,} objects in {result['seconds']:.1f} s "
@@ -269,12 +286,11 @@ def loads(size: str, run: int, url: str, dataset: dict, args, logs: Path) -> dic
         # stages only what it changed, as a deployment's scheduled builds do.
         out["dbt"] = timed_build(size, run, "dbt build (the first)", workdir, dataset, logs)
     if "incremental" in parts:
-        changes = api_post(url, "/v1/test_helpers/advance",
-                           {"seconds": 86_400, "changes": args.changes})  # fmt: skip
+        changes = advance_one_day(url, args.changes)
         changed = sum(changes["changed"].values())
         log(f"{size} run {run}: incremental after {changed:,} changed objects "
             f"({changes['events']:,} events)")  # fmt: skip
-        result, _, peak = run_child([PYTHON, "-m", "benchmarks.steps", "load"], env, step_log)
+        result, _, peak = run_child(LOAD_STEP, env, step_log)
         out["incremental"] = {**result, "peak_mb": peak, "changed_objects": changed,
                               "events": changes["events"]}  # fmt: skip
         log(f"  {result['seconds']:.2f} s ({result['objects']:,} rows), peak {peak:,.0f} MB")
@@ -485,16 +501,14 @@ def incremental_side_by_side(datasets: dict[str, dict], args, logs: Path) -> lis
         for round_ in range(args.runs):
             changed = {}
             for size in sizes:
-                changes = api_post(urls[size], "/v1/test_helpers/advance",
-                                   {"seconds": 86_400, "changes": args.changes})  # fmt: skip
+                changes = advance_one_day(urls[size], args.changes)
                 changed[size] = sum(changes["changed"].values())
             seconds = {}
             for size in sizes if round_ % 2 == 0 else sizes[::-1]:
                 workdir = run_dir(size, args.runs - 1)
                 orders = datasets[size]["folder"] / "careportals_orders.csv"
                 env = pipeline_env(workdir, urls[size], orders)
-                result, _, _ = run_child([PYTHON, "-m", "benchmarks.steps", "load"], env,
-                                         logs / f"{size}-side-by-side.log")  # fmt: skip
+                result, _, _ = run_child(LOAD_STEP, env, logs / f"{size}-side-by-side.log")
                 seconds[size] = result["seconds"]
             pairs.append({"seconds": seconds, "changed_objects": changed,
                           "first": "10k" if round_ % 2 == 0 else "1m",

@@ -118,3 +118,38 @@ def test_the_growth_target_reads_the_incremental_runs_taken_side_by_side():
     del results["incremental_side_by_side"]
     growth = [line for line in targets(summarise(results)) if "within 20% of 10k" in line]
     assert growth == ["MISSED incremental at 1M within 20% of 10k (the same run's): +50%"]
+
+
+def test_a_sandbox_gone_or_refusing_an_advance_fails_the_step_with_its_reason():
+    """A StepFailedError, which the benchmark catches to write and report what it measured
+    before; any other error would lose the run's figures."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import pytest
+
+    from benchmarks.__main__ import NO_SANDBOX, StepFailedError, advance_one_day
+
+    with pytest.raises(StepFailedError, match="did not answer POST /v1/test_helpers/advance"):
+        advance_one_day(NO_SANDBOX, 375)
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = b'{"error": {"message": "seconds must be positive"}}'
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(StepFailedError, match=r"with 400: .*seconds must be positive"):
+            advance_one_day(url, 375)
+    finally:
+        server.shutdown()
+        server.server_close()
