@@ -75,11 +75,12 @@ def read_objects(dataset: Path, list_name: str) -> list[dict]:
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 
-def run_dbt(database: Path, target: Path, *args: str) -> str:
-    """dbt on `database`, as a user runs it; its output."""
+def run_dbt(database: Path, target: Path, *args: str, project: Path = DBT_PROJECT) -> str:
+    """dbt on `database`, as a user runs it (from `project`, a copy of the dbt project for a
+    check that changes it); its output."""
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(DBT_PROJECT),
-         "--profiles-dir", str(DBT_PROJECT), "--target-path", str(target)],
+        [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(project),
+         "--profiles-dir", str(project), "--target-path", str(target)],
         env={**os.environ, "DUCKDB_PATH": str(database)},
         capture_output=True,
         text=True,

@@ -16,7 +16,7 @@ import pytest
 from openpyxl import load_workbook
 
 from sandbox import catalog
-from tests.conftest import read_objects, run_dbt, set_pipeline_env
+from tests.conftest import DBT_PROJECT, read_objects, run_dbt, set_pipeline_env
 
 # Every column but when a row was staged or computed (`staged_at`, `built_at`): the only ones
 # two builds of the same rows give otherwise.
@@ -601,6 +601,84 @@ def test_fct_charges_computes_again_only_what_changed_and_all_when_a_seed_it_rea
     execute("update reference.fee_schedule set fixed_minor = fixed_minor + 1")
     build("fct_charges")
     assert estimates() == {first: built[first] + 1, second: built[second] + 1}
+
+
+def test_the_marts_contracts_hold_their_not_null_columns_and_a_changed_one_rebuilds_a_mart(
+    loaded, tmp_path
+):
+    """A mart's not-null columns are constraints of its contract, checked by DuckDB as rows
+    are written: a null is refused and the table is left as it was. An incremental mart's
+    table made under another contract (here, without the constraint on its charge id) is
+    built again in full under the contract as it is; a change to a description is not one."""
+    import shutil
+
+    workdir, _ = loaded
+    shutil.copyfile(workdir / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    marts_yml = project / "models" / "marts" / "_marts.yml"
+    as_declared = marts_yml.read_text()
+    [(rows,)] = query(tmp_path, "select count(*) from marts.fct_charges")
+
+    def charge_id_nullable() -> str:
+        [(nullable,)] = query(
+            tmp_path,
+            "select is_nullable from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'fct_charges' and column_name = 'charge_id'",
+        )
+        return nullable
+
+    def definition() -> str:
+        [(comment,)] = query(
+            tmp_path, "select comment from duckdb_tables() where table_name = 'fct_charges'"
+        )
+        return comment
+
+    def build() -> None:
+        run_dbt(tmp_path / "warehouse.duckdb", tmp_path / "target",
+                "run", "--select", "fct_charges", project=project)  # fmt: skip
+
+    def tamper() -> None:
+        con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        con.execute("update marts.fct_charges set refund_count = -1")
+        con.close()
+
+    def tampered() -> int:
+        [(count,)] = query(
+            tmp_path, "select count(*) from marts.fct_charges where refund_count = -1"
+        )
+        return count
+
+    assert charge_id_nullable() == "NO"
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
+        con.execute("update marts.fct_charges set charge_id = null")
+    con.close()
+    [(after,)] = query(tmp_path, "select count(*) from marts.fct_charges where charge_id is null")
+    assert after == 0
+    built = definition()
+
+    # A description changed: the same definition, the rows kept (nothing changed for them).
+    tamper()
+    described = "description: Stripe charge id."
+    marts_yml.write_text(as_declared.replace(described, "description: The charge's id.", 1))
+    build()
+    assert definition() == built and tampered() == rows
+
+    # The constraint taken out of the contract: built again in full, without it.
+    tests = "        data_tests: [unique]\n"
+    constrained = f"        {described}\n{tests}        constraints: [{{type: not_null}}]\n"
+    assert as_declared.index(constrained) < as_declared.index("- name: fct_payment_intents")
+    without = as_declared.replace(constrained, f"        {described}\n{tests}", 1)
+    marts_yml.write_text(without)
+    build()
+    assert definition() != built and tampered() == 0 and charge_id_nullable() == "YES"
+
+    # Back to the contract as it is: built again, with the constraint.
+    tamper()
+    marts_yml.write_text(as_declared)
+    build()
+    assert definition() == built and tampered() == 0 and charge_id_nullable() == "NO"
 
 
 def test_the_typed_fields_stage_exactly_what_parsing_every_payload_does(loaded, tmp_path):

@@ -31,8 +31,9 @@
 
 {#- What an incremental model's table is made from: the model's SQL and that of each view it
     reads (the steps it is computed through), every macro of this project, the variables
-    they name (and the Stripe fields staging reads, var('stripe_fields')), and the rows of
-    each seed the model or those views read. -#}
+    they name (and the Stripe fields staging reads, var('stripe_fields')), the rows of each
+    seed the model or those views read, and the columns' types and constraints of its
+    enforced contract. -#}
 {% macro incremental_definition_comment() -%}
     {%- set inputs = definition_inputs(model.depends_on.nodes, []) -%}
     {%- set codes = [model.raw_code] -%}
@@ -49,6 +50,18 @@
     {%- for name in stripe_elt | sort -%}
         {%- do parts.append(name ~ '\n' ~ stripe_elt[name].macro.macro_sql) -%}
     {%- endfor -%}
+    {#- An enforced contract's types and constraints are the table's own (a not_null
+        constraint is checked as rows are written): a table made under another contract is
+        built again. Descriptions are left out. -#}
+    {%- if model.config.contract.enforced -%}
+        {%- set contract = [] -%}
+        {%- for name, column in model.columns.items() -%}
+            {%- do contract.append([name, column.data_type, column.constraints]) -%}
+        {%- endfor -%}
+        {%- do parts.append(
+            'contract\n' ~ tojson([contract, model.constraints], sort_keys=true)
+        ) -%}
+    {%- endif -%}
     {%- if execute -%}
         {%- for node_id in inputs if node_id.startswith('seed.') -%}
             {%- set rows = run_query(
