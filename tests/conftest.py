@@ -75,9 +75,11 @@ def read_objects(dataset: Path, list_name: str) -> list[dict]:
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 
-def run_dbt(database: Path, target: Path, *args: str, project: Path = DBT_PROJECT) -> str:
+def run_dbt(
+    database: Path, target: Path, *args: str, project: Path = DBT_PROJECT, fails: bool = False
+) -> str:
     """dbt on `database`, as a user runs it (from `project`, a copy of the dbt project for a
-    check that changes it); its output."""
+    check that changes it); its output. It must succeed, or with `fails`, fail."""
     done = subprocess.run(
         [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(project),
          "--profiles-dir", str(project), "--target-path", str(target)],
@@ -86,7 +88,7 @@ def run_dbt(database: Path, target: Path, *args: str, project: Path = DBT_PROJEC
         text=True,
         timeout=300,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:]
+    assert (done.returncode != 0) == fails, done.stdout[-3000:]
     return done.stdout
 
 

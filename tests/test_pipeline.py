@@ -58,6 +58,14 @@ def query(workdir: Path, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
+def stored_definition(workdir: Path, table: str) -> str:
+    """The definition an incremental model's table records (macros/incremental.sql)."""
+    [(comment,)] = query(
+        workdir, "select comment from duckdb_tables() where table_name = ?", [table]
+    )
+    return comment
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory, sandbox, dataset):
     """One full run into a fresh warehouse, shared by the checks of this module."""
@@ -494,11 +502,7 @@ def test_a_staging_build_reads_only_what_changed_and_all_again_when_its_definiti
         ))  # fmt: skip
 
     def definition() -> str:
-        [(comment,)] = query(
-            tmp_path,
-            "select comment from duckdb_tables() where table_name = 'stg_stripe__charges'",
-        )
-        return comment
+        return stored_definition(tmp_path, "stg_stripe__charges")
 
     current = definition()
     assert current.startswith("stripe-elt definition ")
@@ -607,7 +611,8 @@ def test_the_marts_contracts_hold_their_not_null_columns_and_a_changed_one_rebui
     loaded, tmp_path
 ):
     """A mart's not-null columns are constraints of its contract, checked by DuckDB as rows
-    are written: a null is refused and the table is left as it was. An incremental mart's
+    are written: a null is refused, and a build that would write one fails with DuckDB's
+    message and leaves the table as it was. An incremental mart's
     table made under another contract (here, without the constraint on its charge id) is
     built again in full under the contract as it is; a change to a description is not one."""
     import shutil
@@ -629,10 +634,7 @@ def test_the_marts_contracts_hold_their_not_null_columns_and_a_changed_one_rebui
         return nullable
 
     def definition() -> str:
-        [(comment,)] = query(
-            tmp_path, "select comment from duckdb_tables() where table_name = 'fct_charges'"
-        )
-        return comment
+        return stored_definition(tmp_path, "fct_charges")
 
     def build() -> None:
         run_dbt(tmp_path / "warehouse.duckdb", tmp_path / "target",
@@ -679,6 +681,20 @@ def test_the_marts_contracts_hold_their_not_null_columns_and_a_changed_one_rebui
     marts_yml.write_text(as_declared)
     build()
     assert definition() == built and tampered() == 0 and charge_id_nullable() == "NO"
+
+    # A build that would write a null (a charge staged again without its amount): the mart
+    # fails with DuckDB's message and keeps every row it had, the changed one included.
+    tamper()
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute(
+        "update staging.stg_stripe__charges set amount_minor = null, staged_at = now() "
+        "where charge_id = (select min(charge_id) from staging.stg_stripe__charges)"
+    )
+    con.close()
+    failed = run_dbt(tmp_path / "warehouse.duckdb", tmp_path / "target",
+                     "run", "--select", "fct_charges", project=project, fails=True)  # fmt: skip
+    assert "NOT NULL constraint failed: fct_charges.amount_minor" in failed
+    assert tampered() == rows and definition() == built
 
 
 def test_the_typed_fields_stage_exactly_what_parsing_every_payload_does(loaded, tmp_path):
