@@ -583,6 +583,13 @@ def fmt(stat: dict[str, float] | None, digits: int = 0, unit: str = "") -> str:
     return f"{m:,.{digits}f}{unit} ({lo:,.{digits}f}-{hi:,.{digits}f})"
 
 
+def scaled(stat: dict[str, float] | None, factor: float) -> dict[str, float] | None:
+    """A spread (`spread`) with its figures multiplied by `factor`: a share as a percentage."""
+    if not stat or factor == 1:
+        return stat
+    return {k: v * factor if k != "n" else v for k, v in stat.items()}
+
+
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for size, block in results["sizes"].items():
@@ -653,14 +660,14 @@ def report(summary: dict[str, Any]) -> str:
     lines = ["| measurement | " + " | ".join(sizes) + " |",
              "| --- | " + " | ".join("---" for _ in sizes) + " |"]  # fmt: skip
 
-    def row(label: str, key: str, digits: int = 0, unit: str = "") -> None:
-        cells = [fmt(summary[s].get(key), digits, unit) for s in sizes]
+    def row(label: str, key: str, digits: int = 0, unit: str = "", scale: float = 1) -> None:
+        cells = [fmt(scaled(summary[s].get(key), scale), digits, unit) for s in sizes]
         if any(c != "-" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
     lines.append("| objects in the account | " + " | ".join(
         f"{summary[s]['objects']:,}" for s in sizes) + " |")  # fmt: skip
-    lines.append("| generator (s) | " + " | ".join(
+    lines.append("| generator, s (when the kept dataset was made) | " + " | ".join(
         str(summary[s]["generator"].get("seconds", "-")) for s in sizes) + " |")  # fmt: skip
     row("full load, objects/s", "load_objects_per_second")
     row("full load, s", "load_seconds", 1)
@@ -670,7 +677,7 @@ def report(summary: dict[str, Any]) -> str:
     row("full load / naive", "load_vs_naive", 1, "x")
     row("incremental run, s", "incremental_seconds", 2)
     row("incremental, changed objects", "incremental_changed_objects")
-    row("incremental / full load", "incremental_share_of_full", 4)
+    row("incremental / full load", "incremental_share_of_full", 2, "%", scale=100)
     row("incremental / the same run's at 10k", "incremental_vs_10k_runs", 2, "x")
     row("incremental side by side, s", "incremental_side_by_side_seconds", 2)
     row("incremental side by side / 10k's", "incremental_vs_10k", 2, "x")

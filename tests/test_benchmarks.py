@@ -87,7 +87,7 @@ def test_webhook_runs_are_timed_only_where_the_payment_was_seen():
 
 
 def test_the_growth_target_reads_the_incremental_runs_taken_side_by_side():
-    from benchmarks.__main__ import summarise, targets
+    from benchmarks.__main__ import report, summarise, targets
 
     def run(incremental: float) -> dict:
         return {"load": {"seconds": 100.0, "objects": 1, "objects_per_second": 1.0,
@@ -118,6 +118,10 @@ def test_the_growth_target_reads_the_incremental_runs_taken_side_by_side():
     del results["incremental_side_by_side"]
     growth = [line for line in targets(summarise(results)) if "within 20% of 10k" in line]
     assert growth == ["MISSED incremental at 1M within 20% of 10k (the same run's): +50%"]
+
+    # The report's table gives the incremental run's share of the full load in percent.
+    shares = [ln for ln in report(summary).splitlines() if ln.startswith("| incremental / full")]
+    assert shares == ["| incremental / full load | 1.00% (1.00-1.00) | 1.50% (1.50-1.50) |"]
 
 
 def test_a_sandbox_gone_or_refusing_an_advance_fails_the_step_with_its_reason():
