@@ -14,7 +14,8 @@ invoices and balance transactions) and each run:
                sizes' incremental runs back to back (their ratio: the cost's growth)
   dbt          the pipeline's `dbt build` (every model and data test) on that warehouse, with
                the sandbox stopped (at 1M charges it holds ~7 GB, which a user's build would
-               not share)
+               not share); before the first, the machine's pace (a fixed workload, timed:
+               this machine's speed changes by the hour, and a first build's time with it)
   publish      the default tabs to a fake Google Sheets API: requests and seconds
   webhook      an event sent by the sandbox -> landed by the receiver -> in the mart -> in
                the published tab (the sensor's job, as the daemon would start it)
@@ -350,6 +351,14 @@ def dbt_build(env: dict[str, str], step_log: Path, *, full_refresh: bool = False
                    env, step_log)  # fmt: skip
 
 
+def machine_pace(env: dict[str, str], step_log: Path) -> dict[str, float]:
+    """The machine's pace right now (`benchmarks.steps.pace`): a fixed workload's seconds."""
+    result, _, _ = run_child([PYTHON, "-m", "benchmarks.steps", "pace"], env, step_log)
+    log(f"  the machine's pace: Python {result['python_seconds']:.2f} s, "
+        f"DuckDB {result['duckdb_seconds']:.2f} s")  # fmt: skip
+    return result
+
+
 def timed_build(
     size: str, run: int, label: str, workdir: Path, dataset: dict, logs: Path,
     *, full_refresh: bool = False,
@@ -381,6 +390,8 @@ def builds(
             size, run, "dbt build after the incremental run", workdir, dataset, logs
         )
     elif "dbt" in args.parts:
+        # A first build's time follows the machine's speed, which changes by the hour.
+        out["pace"] = machine_pace(env, step_log)
         out["dbt"] = timed_build(size, run, "dbt build", workdir, dataset, logs,
                                  full_refresh=args.reuse_loads)  # fmt: skip
     if "publish" in args.parts:
@@ -604,6 +615,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
                           ("naive", "peak_mb"), ("incremental", "seconds"),
                           ("incremental", "changed_objects"), ("dbt", "seconds"),
                           ("dbt_after_incremental", "seconds"),
+                          ("pace", "python_seconds"), ("pace", "duckdb_seconds"),
                           ("publish", "seconds"), ("publish", "requests")]:  # fmt: skip
             found = values(part, key)
             if found:
@@ -683,6 +695,8 @@ def report(summary: dict[str, Any]) -> str:
     row("incremental side by side / 10k's", "incremental_vs_10k", 2, "x")
     row("dbt build, s", "dbt_seconds", 1)
     row("dbt build after the incremental run, s", "dbt_after_incremental_seconds", 1)
+    row("machine's pace before the first build: Python, s", "pace_python_seconds", 2)
+    row("machine's pace before the first build: DuckDB, s", "pace_duckdb_seconds", 2)
     row("Sheets publish, s", "publish_seconds", 1)
     row("Sheets publish, requests", "publish_requests")
     row("webhook landed, s", "webhook_landed_s", 2)

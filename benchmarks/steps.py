@@ -5,6 +5,7 @@
     python -m benchmarks.steps orders      # the CarePortals orders (the marts join them)
     python -m benchmarks.steps publish     # the default tabs to a fake Google Sheets
     python -m benchmarks.steps webhook-job # the webhook sensor's job, as the daemon runs it
+    python -m benchmarks.steps pace        # the machine's pace: a fixed workload, timed
 
 The warehouse, the dlt state and the sandbox come from the environment (`DUCKDB_PATH`,
 `DLT_PIPELINES_DIR`, `STRIPE_API_BASE`, `STRIPE_API_KEY`), set by `benchmarks.__main__`.
@@ -203,6 +204,39 @@ def webhook_job(sheets_url: str | None) -> dict[str, Any]:
     return {"success": result.success, "materialized_at": done, "finished_at": time.time()}
 
 
+# The pace's fixed workload: about a second each on this 2-core machine's fast hours.
+PACE_PYTHON_ROWS = 60_000
+PACE_DUCKDB_ROWS = 20_000_000
+
+
+def pace() -> dict[str, Any]:
+    """The same work, timed: how fast this machine is right now. Its speed changes by half
+    from one hour to the next (other machines share its cores), and a first dbt build's
+    time with it; the benchmark takes this beside each first build, so that a figure can be
+    read against the machine's pace when it was measured. Two parts, as a build has: Python
+    (dicts, strings and JSON, as dbt's work around each node is) and a DuckDB query on
+    every core (a hash and a distinct count, as the models' queries are)."""
+    import json
+
+    import duckdb
+
+    started = time.perf_counter()
+    kept = 0
+    for i in range(PACE_PYTHON_ROWS):
+        row = {f"column_{j}": f"{i}-{j}" for j in range(16)}
+        kept += len(json.dumps(row, sort_keys=True).replace("-", "_").split(","))
+    python_seconds = time.perf_counter() - started
+    with duckdb.connect() as con:
+        con.execute(f"set threads = {os.cpu_count() or 1}")
+        started = time.perf_counter()
+        con.execute(
+            "select count(distinct i % 1000003), sum(hash(i::varchar)) from range(?) as t(i)",
+            [PACE_DUCKDB_ROWS],
+        ).fetchall()
+        duckdb_seconds = time.perf_counter() - started
+    return {"python_seconds": python_seconds, "duckdb_seconds": duckdb_seconds, "rows": kept}
+
+
 def own_peak_mb() -> float | None:
     """This process's own peak resident set since it started (VmHWM). `wait4`'s figure also
     counts the parent's memory at the moment it forked this process."""
@@ -218,7 +252,9 @@ def own_peak_mb() -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.steps")
-    parser.add_argument("step", choices=["load", "naive", "orders", "publish", "webhook-job"])
+    parser.add_argument(
+        "step", choices=["load", "naive", "orders", "publish", "webhook-job", "pace"]
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="the naive baseline's budget")
     parser.add_argument("--sheets-url", help="the fake Sheets API the webhook job publishes to")
     args = parser.parse_args(argv)
@@ -230,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         result = orders()
     elif args.step == "publish":
         result = publish()
+    elif args.step == "pace":
+        result = pace()
     else:
         result = webhook_job(args.sheets_url)
     result["own_peak_mb"] = own_peak_mb()

@@ -124,6 +124,24 @@ def test_the_growth_target_reads_the_incremental_runs_taken_side_by_side():
     assert shares == ["| incremental / full load | 1.00% (1.00-1.00) | 1.50% (1.50-1.50) |"]
 
 
+def test_the_machines_pace_is_measured_and_reported_beside_the_first_build(tmp_path: Path):
+    from benchmarks.__main__ import machine_pace, report, summarise
+    from benchmarks.steps import PACE_PYTHON_ROWS
+
+    pace = machine_pace(dict(os.environ), tmp_path / "pace.log")
+    assert pace["python_seconds"] > 0 and pace["duckdb_seconds"] > 0
+    assert pace["rows"] == PACE_PYTHON_ROWS * 16  # the whole workload, every time
+
+    runs = [{"pace": {**pace, "python_seconds": s}, "dbt": {"seconds": 30.0}}
+            for s in (1.0, 1.5, 1.2)]  # fmt: skip
+    summary = summarise({"sizes": {"1m": {"objects": 1, "generator": {}, "runs": runs}}})
+    lines = report(summary).splitlines()
+    assert "| machine's pace before the first build: Python, s | 1.20 (1.00-1.50) |" in lines
+    duckdb = f"{pace['duckdb_seconds']:.2f} ({pace['duckdb_seconds']:.2f}-"
+    assert any(ln.startswith("| machine's pace before the first build: DuckDB, s | " + duckdb)
+               for ln in lines)  # fmt: skip
+
+
 def test_a_sandbox_gone_or_refusing_an_advance_fails_the_step_with_its_reason():
     """A StepFailedError, which the benchmark catches to write and report what it measured
     before; any other error would lose the run's figures."""
