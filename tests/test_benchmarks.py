@@ -130,7 +130,7 @@ def test_the_machines_pace_is_measured_and_reported_beside_the_first_build(tmp_p
 
     pace = machine_pace(dict(os.environ), tmp_path / "pace.log")
     assert pace["python_seconds"] > 0 and pace["duckdb_seconds"] > 0
-    assert pace["rows"] == PACE_PYTHON_ROWS * 16  # the whole workload, every time
+    assert pace["fields"] == PACE_PYTHON_ROWS * 16  # the whole workload, every time
 
     runs = [{"pace": {**pace, "python_seconds": s}, "dbt": {"seconds": 30.0}}
             for s in (1.0, 1.5, 1.2)]  # fmt: skip
