@@ -1,4 +1,4 @@
-"""`make bench` works end to end: a small run of its cheap parts, on a sandbox of its own.
+"""`make bench` works end to end: a small run of every part, on a sandbox of its own.
 
 The figures themselves are not asserted (targets live in the benchmark's report); what is
 checked is that each part measured what it says it measured."""
@@ -17,8 +17,8 @@ from sandbox.settings import PROJECT_ROOT
 def test_a_small_benchmark_run_reports_every_part_it_ran(tmp_path: Path):
     env = {**os.environ, "BENCH_DIR": str(tmp_path)}
     args = [sys.executable, "-m", "benchmarks", "--sizes", "2k", "--runs", "1",
-            "--parts", "load,naive,incremental,receiver", "--baseline-seconds", "2",
-            "--changes", "20", "--receiver-events", "400",
+            "--parts", "load,naive,incremental,dbt,publish,webhook,receiver",
+            "--baseline-seconds", "2", "--changes", "20", "--receiver-events", "400",
             "--receiver-connections", "8"]  # fmt: skip
     done = subprocess.run(
         args, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
@@ -40,6 +40,14 @@ def test_a_small_benchmark_run_reports_every_part_it_ran(tmp_path: Path):
     assert 0 < run["naive"]["objects"] <= run["load"]["objects"]
     assert run["incremental"]["changed_objects"] > 0
     assert 0 < run["incremental"]["objects"] < run["load"]["objects"]
+    # Both builds were timed, and the machine's pace was taken before the first.
+    assert run["dbt"]["seconds"] > 0 and run["dbt_after_incremental"]["seconds"] > 0
+    assert run["pace"]["fields"] > 0
+    assert "machine's pace before the first build: Python, s" in done.stdout
+    # The default tabs went to the fake Sheets API; a sent payment reached the mart and tab.
+    assert run["publish"]["requests"] > 0 and run["publish"]["tabs"] > 0
+    webhook = [r for r in results["sizes"]["2k"]["webhook"] if r["payments"]]
+    assert webhook and all(r["in_mart"] and r["in_tab"] for r in webhook)
     (receiver,) = results["receiver"]
     assert receiver["landed"] == 400
 
