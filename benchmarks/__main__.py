@@ -249,16 +249,19 @@ def run_dir(size: str, run: int) -> Path:
     return BENCH_ROOT / "runs" / f"{size}-{run}"
 
 
-def loads(size: str, run: int, url: str, dataset: dict, args, logs: Path) -> dict[str, Any]:
+def loads(
+    size: str, run: int, url: str, dataset: dict, args, logs: Path, out: dict[str, Any]
+) -> None:
     """With the sandbox serving: the full load, the naive baseline, the orders, and the
-    incremental run after ~1,000 changed objects."""
+    incremental run after ~1,000 changed objects, each written to the run's `out` as it is
+    measured (a later step that fails leaves them there)."""
     workdir = run_dir(size, run)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     orders = dataset["folder"] / "careportals_orders.csv"
     env = pipeline_env(workdir, url, orders)
     step_log = logs / f"{size}-{run}.log"
-    out: dict[str, Any] = {"workdir": str(workdir)}
+    out["workdir"] = str(workdir)
     parts = args.parts
 
     log(f"{size} run {run}: full load")
@@ -285,7 +288,7 @@ def loads(size: str, run: int, url: str, dataset: dict, args, logs: Path) -> dic
     if "dbt" in parts and "incremental" in parts:
         # The first build, before the incremental run, so that the build after that run
         # stages only what it changed, as a deployment's scheduled builds do.
-        out.update(first_build(size, run, "dbt build (the first)", workdir, dataset, logs))
+        first_build(size, run, "dbt build (the first)", workdir, dataset, logs, out)
     if "incremental" in parts:
         changes = advance_one_day(url, args.changes)
         changed = sum(changes["changed"].values())
@@ -295,7 +298,6 @@ def loads(size: str, run: int, url: str, dataset: dict, args, logs: Path) -> dic
         out["incremental"] = {**result, "peak_mb": peak, "changed_objects": changed,
                               "events": changes["events"]}  # fmt: skip
         log(f"  {result['seconds']:.2f} s ({result['objects']:,} rows), peak {peak:,.0f} MB")
-    return out
 
 
 def reused(size: str, run: int, dataset: dict, logs: Path) -> dict[str, Any]:
@@ -375,35 +377,33 @@ def timed_build(
 
 def first_build(
     size: str, run: int, label: str, workdir: Path, dataset: dict, logs: Path,
-    *, full_refresh: bool = False,
-) -> dict[str, Any]:  # fmt: skip
-    """A first build (`dbt`), with the machine's pace taken right before it (`pace`): a
-    first build's time follows the machine's speed, which changes by the hour."""
+    out: dict[str, Any], *, full_refresh: bool = False,
+) -> None:  # fmt: skip
+    """A first build (`out["dbt"]`), with the machine's pace taken right before it
+    (`out["pace"]`): a first build's time follows the machine's speed, which changes by the
+    hour."""
     env = pipeline_env(workdir, NO_SANDBOX, dataset["folder"] / "careportals_orders.csv")
-    pace = machine_pace(env, logs / f"{size}-{run}.log")
-    build = timed_build(size, run, label, workdir, dataset, logs, full_refresh=full_refresh)
-    return {"pace": pace, "dbt": build}
+    out["pace"] = machine_pace(env, logs / f"{size}-{run}.log")
+    out["dbt"] = timed_build(size, run, label, workdir, dataset, logs, full_refresh=full_refresh)
 
 
-def builds(
-    size: str, run: int, dataset: dict, args, logs: Path, done: dict[str, Any]
-) -> dict[str, Any]:
+def builds(size: str, run: int, dataset: dict, args, logs: Path, out: dict[str, Any]) -> None:
     """With the sandbox stopped (it holds the whole account in memory): `dbt build` of
     every model and test, then the publish of the default tabs. After a first build made
     before the incremental run (in `done`), the build after that run: the staging models
     parse only what it changed. With `--reuse-loads`, a first build of the warehouses as
-    they are, staged tables and all (`--full-refresh`)."""
+    they are, staged tables and all (`--full-refresh`). Each figure goes to the run's `out`
+    as it is measured."""
     workdir = run_dir(size, run)
     env = pipeline_env(workdir, NO_SANDBOX, dataset["folder"] / "careportals_orders.csv")
     step_log = logs / f"{size}-{run}.log"
-    out: dict[str, Any] = {}
-    if "dbt" in args.parts and "dbt" in done:
+    if "dbt" in args.parts and "dbt" in out:
         out["dbt_after_incremental"] = timed_build(
             size, run, "dbt build after the incremental run", workdir, dataset, logs
         )
     elif "dbt" in args.parts:
-        out.update(first_build(size, run, "dbt build", workdir, dataset, logs,
-                               full_refresh=args.reuse_loads))  # fmt: skip
+        first_build(size, run, "dbt build", workdir, dataset, logs, out,
+                    full_refresh=args.reuse_loads)  # fmt: skip
     if "publish" in args.parts:
         log(f"{size} run {run}: publish to the fake Google Sheets")
         result, _, peak = run_child([PYTHON, "-m", "benchmarks.steps", "publish"], env, step_log)
@@ -413,7 +413,6 @@ def builds(
         else:
             log(f"  {result['requests']} requests, {result['cells']:,} cells, "
                 f"{result['seconds']:.1f} s")  # fmt: skip
-    return out
 
 
 def webhook_to_mart(
@@ -853,16 +852,18 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(args.runs) if args.parts & LOAD_PARTS else ():
             for size in sizes:
                 dataset, block = datasets[size], results["sizes"][size]
+                # In the results before its steps: what they measured is kept if one fails.
+                measured: dict[str, Any] = {}
+                block["runs"].append(measured)
                 if args.reuse_loads:
-                    block["runs"].append(reused(size, run, dataset, logs))
+                    measured.update(reused(size, run, dataset, logs))
                 else:
                     # Every run loads the same generated history, from a sandbox started
                     # afresh.
                     with sandbox(SIZES[size], logs) as url:
-                        block["runs"].append(loads(size, run, url, dataset, args, logs))
+                        loads(size, run, url, dataset, args, logs, measured)
                 # The sandbox holds the whole account in memory: the builds run without it.
-                done = block["runs"][run]
-                done.update(builds(size, run, dataset, args, logs, done))
+                builds(size, run, dataset, args, logs, measured)
         if "webhook" in args.parts:
             for size in sizes:
                 last = run_dir(size, args.runs - 1)
